@@ -1,0 +1,44 @@
+# grit-exp: `make train` runs the embedded CPU demo, `make test` runs the test suite.
+# Both install everything first (a fresh clone needs nothing else).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.grit-exp-installed
+# Tests and the demo never touch the network or the HF hub.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export WANDB_MODE ?= disabled
+export TOKENIZERS_PARALLELISM := false
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: install test test-slow test-all train bench lint clean
+
+install: $(STAMP)
+
+# torch==2.13.0 first: it is the CPU wheel on this kind of machine; a bare `torch` would pull a CUDA build.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+test: install
+	$(PY) -m pytest -q -m "not slow and not gpu" -p no:cacheprovider
+
+test-slow: install
+	$(PY) -m pytest -q -m "slow and not gpu" -p no:cacheprovider
+
+test-all: install
+	$(PY) -m pytest -q -p no:cacheprovider
+
+train: install
+	$(PY) -m grit_exp.train $(ARGS)
+
+bench: install
+	$(PY) benchmarks/bench_judge.py
+
+lint: install
+	$(PY) -m ruff check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) outputs multirun .pytest_cache

@@ -1,0 +1,339 @@
+"""Typed schemas of every config group, their ConfigStore registration, and semantic validation.
+
+Structural errors (a misspelled key, a wrong type) are caught by OmegaConf when Hydra composes a
+YAML file onto its schema. Semantic errors (a batch not divisible by the group size, an unknown
+reward term) are caught by `validate`, which runs before any model is loaded. This module imports
+nothing heavy: no torch, no transformers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+# ---------------------------------------------------------------------------------------------
+# group schemas
+# ---------------------------------------------------------------------------------------------
+
+MODEL_FAMILIES = ("qwen2_5_vl", "internvl")
+DTYPES = ("float32", "bfloat16", "float16")
+ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2")
+
+
+@dataclass
+class LoraConfig:
+    enabled: bool = False
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING
+    family: str = MISSING  # one of MODEL_FAMILIES
+    # Hub id or local directory. For tiny models: the directory the builder writes to (cached).
+    path: str = MISSING
+    # Name of an offline builder in grit_exp.models.tiny (e.g. "tiny_qwen2_5_vl"); null for real checkpoints.
+    tiny_builder: str | None = None
+    dtype: str = "float32"  # one of DTYPES; bf16 autocast on GPU is a trainer setting
+    attn_implementation: str = "sdpa"  # one of ATTN_IMPLEMENTATIONS
+    gradient_checkpointing: bool = False
+    # Qwen2.5-VL image geometry (pixels of the resized input, multiples of 28)
+    min_pixels: int = 3136
+    max_pixels: int = 256 * 28 * 28
+    # InternVL tiling
+    tile_size: int = 448
+    max_tiles: int = 2
+    use_thumbnail: bool = True
+    max_prompt_length: int = 750
+    freeze_vision: bool = False
+    freeze_projector: bool = False
+    freeze_llm: bool = False
+    lora: LoraConfig = field(default_factory=LoraConfig)
+
+
+@dataclass
+class DataFileConfig:
+    path: str = MISSING  # a GRIT_data JSONL file
+    image_root: str = MISSING  # folder that the rows' relative `image` paths resolve against
+    name: str | None = None  # optional label; rows keep their own `dataset` field
+
+
+@dataclass
+class SyntheticDataConfig:
+    """The embedded default data: a seeded generator writing GRIT_data-format JSONL + PNG files."""
+
+    enabled: bool = False
+    out_dir: str = "${paths.cache_dir}/synthetic"
+    num_train: int = 2000
+    num_val: int = 120
+    image_size: int = 112
+    seed: int = 1234
+
+
+@dataclass
+class DatasetConfig:
+    name: str = MISSING
+    train: list[DataFileConfig] = field(default_factory=list)
+    eval: list[DataFileConfig] = field(default_factory=list)
+    num_samples: int | None = None  # deterministic, seed-controlled subset of the train rows
+    eval_num_samples: int | None = None  # the same for each eval file (quick evals)
+    on_error: str = "raise"  # "raise" | "skip"
+    synthetic: SyntheticDataConfig = field(default_factory=SyntheticDataConfig)
+
+
+@dataclass
+class FamilyPromptConfig:
+    suffix: str | None = None
+    example: str | None = None
+
+
+@dataclass
+class PromptConfig:
+    name: str = MISSING
+    question_prefix: str = "\nQuestion: "
+    suffix: str = ""
+    example: str = ""  # one-shot ICL example appended after the suffix
+    family_overrides: dict[str, FamilyPromptConfig] = field(default_factory=dict)
+
+
+@dataclass
+class RewardConfig:
+    name: str = MISSING
+    # term name -> weight. Terms with weight 0 are still computed and logged.
+    weights: dict[str, float] = field(default_factory=dict)
+    # term name -> options for that term (validated by the term itself)
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # datasets whose rows are counting questions (the count term applies to these rows only)
+    counting_datasets: list[str] = field(default_factory=lambda: ["tallyqa", "synth_count"])
+
+
+@dataclass
+class JudgeConfig:
+    kind: str = "rules"  # "rules" | "openai"
+    base_url: str | None = None  # OpenAI-compatible endpoint; null: the library's default / Azure env
+    model: str = "gpt-4o"
+    # Never put a key in a config file or on the command line: it is read from the environment.
+    api_key: str | None = None
+    api_type: str = "openai"  # "openai" | "azure"
+    api_version: str | None = None  # Azure only; default from OPENAI_API_VERSION
+    concurrency: int = 32
+    timeout_s: float = 60.0
+    max_retries: int = 5
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 30.0
+    temperature: float = 0.0
+    max_tokens: int = 32
+    cache_path: str | None = "${paths.cache_dir}/judge_cache.sqlite"
+
+
+@dataclass
+class RolloutConfig:
+    kind: str = "hf"  # "hf" | "replay"
+    temperature: float = 0.9
+    top_k: int = 50
+    top_p: float = 1.0
+    max_new_tokens: int = 1000
+    stop_strings: list[str] = field(default_factory=lambda: ["</answer>"])
+    # replay only
+    path: str | None = None
+    image_root: str | None = None
+    on_error: str = "raise"
+
+
+@dataclass
+class AlgorithmConfig:
+    name: str = MISSING  # "grpo" | "dr_grpo" | "dapo" | "sft"
+    num_generations: int = 4
+    beta: float = 0.01
+    num_iterations: int = 1
+    epsilon_low: float = 0.2
+    epsilon_high: float = 0.2
+    scale_rewards: str = "group"  # "group" | "batch" | "none"
+    advantage_eps: float = 1e-4
+    # "seq_mean_token_mean" (released GRIT code / GRPO), "token_mean" (DAPO), "seq_mean_token_sum_norm" (Dr. GRPO)
+    loss_aggregation: str = "seq_mean_token_mean"
+    binarize_judge_for_advantage: bool = False
+
+
+@dataclass
+class ClusterConfig:
+    name: str = MISSING
+    num_nodes: int = 1
+    processes_per_node: int = 1
+    backend: str = "auto"  # "auto" (nccl with CUDA, else gloo) | "nccl" | "gloo"
+    deepspeed_config: str | None = None
+
+
+@dataclass
+class LoggerConfig:
+    kind: str = "jsonl"  # "jsonl" | "wandb"
+    project: str = "grit-exp"
+    entity: str | None = None
+    mode: str = "offline"  # wandb mode unless WANDB_MODE says otherwise
+    log_every: int = 1
+
+
+@dataclass
+class PathsConfig:
+    data_root: str = "${oc.env:GRIT_DATA_ROOT,data/GRIT_data}"
+    cache_dir: str = "${oc.env:GRIT_EXP_CACHE,${oc.env:HOME}/.cache/grit_exp}"
+
+
+@dataclass
+class TrainerConfig:
+    max_steps: int = 200
+    prompts_per_step: int = 32  # prompts per optimizer step (global); completions = prompts x G
+    micro_batch_size: int = 8  # completions per forward/backward pass
+    learning_rate: float = 2e-6
+    weight_decay: float = 0.0
+    lr_scheduler: str = "cosine"  # "cosine" | "constant"
+    warmup_steps: int = 0
+    max_grad_norm: float = 1.0
+    bf16: bool = True  # bf16 autocast on GPU; CPU runs are always fp32
+    eval_every: int = 50
+    save_every: int = 50
+    keep_last: int = 2
+    resume: str = "auto"  # "auto" | "never" | a checkpoint directory
+    warm_start_sft_steps: int = 0  # supervised warm start on gold chains before RL (cached)
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 0
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    model: ModelConfig = MISSING
+    dataset: DatasetConfig = MISSING
+    prompt: PromptConfig = MISSING
+    reward: RewardConfig = MISSING
+    judge: JudgeConfig = MISSING
+    rollout: RolloutConfig = MISSING
+    algorithm: AlgorithmConfig = MISSING
+    cluster: ClusterConfig = MISSING
+    logger: LoggerConfig = MISSING
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    # Set by experiment files; free-form note shown in run_info.json and the report.
+    experiment_note: str = ""
+
+
+GROUP_SCHEMAS: dict[str, type] = {
+    "model": ModelConfig,
+    "dataset": DatasetConfig,
+    "prompt": PromptConfig,
+    "reward": RewardConfig,
+    "judge": JudgeConfig,
+    "rollout": RolloutConfig,
+    "algorithm": AlgorithmConfig,
+    "cluster": ClusterConfig,
+    "logger": LoggerConfig,
+}
+
+
+def register_configs() -> None:
+    """Register the top-level schema and one `<group>/schema` node per group.
+
+    Each YAML file of a group lists `<group>/schema` (or the top-level `train_schema`) first in its
+    defaults list, so a misspelled key or a wrong type fails when Hydra composes it.
+    """
+    cs = ConfigStore.instance()
+    cs.store(name="train_schema", node=TrainConfig)
+    for group, schema in GROUP_SCHEMAS.items():
+        cs.store(group=group, name="schema", node=schema)
+
+
+# ---------------------------------------------------------------------------------------------
+# semantic validation
+# ---------------------------------------------------------------------------------------------
+
+
+class ConfigError(ValueError):
+    """A composed config is well-typed but makes no sense; the message names the key."""
+
+
+def _one_of(key: str, value: Any, valid: tuple[str, ...] | list[str]) -> None:
+    if value not in valid:
+        raise ConfigError(f"{key}={value!r} is not valid; choose one of {', '.join(map(repr, valid))}")
+
+
+def validate(cfg: DictConfig | TrainConfig, world_size: int = 1) -> None:
+    """Check a composed training config; raise ConfigError naming the key and what is valid."""
+    c: Any = cfg
+    _one_of("model.family", c.model.family, MODEL_FAMILIES)
+    _one_of("model.dtype", c.model.dtype, DTYPES)
+    _one_of("model.attn_implementation", c.model.attn_implementation, ATTN_IMPLEMENTATIONS)
+    if c.model.min_pixels > c.model.max_pixels:
+        raise ConfigError(f"model.min_pixels={c.model.min_pixels} exceeds model.max_pixels={c.model.max_pixels}")
+    _one_of("dataset.on_error", c.dataset.on_error, ("raise", "skip"))
+    if c.dataset.num_samples is not None and c.dataset.num_samples < 1:
+        raise ConfigError(f"dataset.num_samples={c.dataset.num_samples} must be >= 1 (or null for all rows)")
+    if not c.dataset.train and not c.dataset.synthetic.enabled:
+        raise ConfigError("dataset.train is empty and dataset.synthetic.enabled is false: no training data")
+    _one_of("judge.kind", c.judge.kind, ("rules", "openai"))
+    _one_of("judge.api_type", c.judge.api_type, ("openai", "azure"))
+    if c.judge.concurrency < 1:
+        raise ConfigError(f"judge.concurrency={c.judge.concurrency} must be >= 1")
+    if c.judge.api_key is not None:
+        raise ConfigError(
+            "judge.api_key is set in the config; keys are read only from the environment "
+            "(OPENAI_API_KEY, or AZURE_OPENAI_API_KEY with judge.api_type=azure) so that they never "
+            "land in a saved config. Unset it and export the variable instead."
+        )
+    _one_of("rollout.kind", c.rollout.kind, ("hf", "replay"))
+    if c.rollout.kind == "replay" and not c.rollout.path:
+        raise ConfigError("rollout.kind=replay needs rollout.path=FILE.jsonl")
+    _one_of("algorithm.name", c.algorithm.name, ("grpo", "dr_grpo", "dapo", "sft"))
+    _one_of("algorithm.scale_rewards", c.algorithm.scale_rewards, ("group", "batch", "none"))
+    _one_of(
+        "algorithm.loss_aggregation",
+        c.algorithm.loss_aggregation,
+        ("seq_mean_token_mean", "token_mean", "seq_mean_token_sum_norm"),
+    )
+    if c.algorithm.name != "sft" and c.algorithm.num_generations < 2:
+        raise ConfigError(
+            f"algorithm.num_generations={c.algorithm.num_generations} must be >= 2: group-relative "
+            "advantages of a single completion are always 0"
+        )
+    if c.algorithm.beta < 0:
+        raise ConfigError(f"algorithm.beta={c.algorithm.beta} must be >= 0")
+    if c.algorithm.num_iterations < 1:
+        raise ConfigError(f"algorithm.num_iterations={c.algorithm.num_iterations} must be >= 1")
+    t = c.trainer
+    if t.prompts_per_step % world_size != 0:
+        raise ConfigError(
+            f"trainer.prompts_per_step={t.prompts_per_step} is not divisible by the {world_size} processes; "
+            "each prompt's group must live on one process"
+        )
+    if c.algorithm.name != "sft":
+        per_process = t.prompts_per_step // world_size * c.algorithm.num_generations
+        if per_process % t.micro_batch_size != 0:
+            raise ConfigError(
+                f"trainer.micro_batch_size={t.micro_batch_size} does not divide the {per_process} completions "
+                f"per process (trainer.prompts_per_step={t.prompts_per_step} / {world_size} processes x "
+                f"algorithm.num_generations={c.algorithm.num_generations})"
+            )
+    _one_of("trainer.lr_scheduler", t.lr_scheduler, ("cosine", "constant"))
+    if t.keep_last < 1:
+        raise ConfigError(f"trainer.keep_last={t.keep_last} must be >= 1")
+    _one_of("logger.kind", c.logger.kind, ("jsonl", "wandb"))
+    _validate_reward_terms(c)
+
+
+def _validate_reward_terms(c: Any) -> None:
+    from grit_exp.rewards.registry import REWARD_TERMS  # light module: no torch
+
+    for term in list(c.reward.weights) + list(c.reward.options):
+        if term not in REWARD_TERMS:
+            raise ConfigError(
+                f"reward term {term!r} (reward.weights / reward.options) is unknown; "
+                f"registered terms: {', '.join(sorted(REWARD_TERMS))}"
+            )
+
+
+def to_plain(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config as plain Python containers (for run_info.json, W&B and samples)."""
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]

@@ -1,0 +1,104 @@
+"""On-disk cache of judge verdicts (sqlite, stdlib), keyed by (judge model, full prompt).
+
+Re-judging the same answers (a re-evaluation, a resumed run, a GRPO group with identical answers)
+then costs no request. Only successful verdicts are stored: a failure is retried next time. Several
+processes (e.g. one per GPU) may share one file: the database runs in WAL mode with a busy timeout,
+and writes that still meet a lock are retried with a short backoff.
+
+Left out: expiry and size limits (delete the file to start over), caching of failures, and keys
+that include sampling settings (temperature, max_tokens): the judge is meant to run at temperature 0.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS verdicts (
+    model TEXT NOT NULL,
+    prompt_sha256 TEXT NOT NULL,
+    prompt TEXT NOT NULL,
+    score REAL NOT NULL,
+    raw TEXT NOT NULL,
+    created_unix REAL NOT NULL,
+    PRIMARY KEY (model, prompt_sha256)
+)
+"""
+_LOCK_RETRIES = 8
+
+
+def prompt_digest(prompt: str) -> str:
+    return hashlib.sha256(prompt.encode("utf-8")).hexdigest()
+
+
+class JudgeCache:
+    """A sqlite file of (model, prompt) -> (score, raw). Thread-safe within a process."""
+
+    def __init__(self, path: str | Path, busy_timeout_s: float = 30.0) -> None:
+        self.path = Path(path).expanduser()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._connection = sqlite3.connect(
+            str(self.path), timeout=busy_timeout_s, check_same_thread=False, isolation_level=None
+        )
+        self._with_lock_retries(lambda: self._connection.execute("PRAGMA journal_mode=WAL"))
+        self._with_lock_retries(lambda: self._connection.execute(_SCHEMA))
+
+    def _with_lock_retries(self, operation):  # type: ignore[no-untyped-def]
+        for attempt in range(_LOCK_RETRIES):
+            try:
+                with self._lock:
+                    return operation()
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) and "busy" not in str(error):
+                    raise
+                if attempt == _LOCK_RETRIES - 1:
+                    raise sqlite3.OperationalError(
+                        f"judge cache {self.path} stayed locked after {_LOCK_RETRIES} tries: {error}"
+                    ) from error
+                time.sleep(0.05 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def get_many(self, model: str, prompts: Iterable[str]) -> dict[str, tuple[float, str]]:
+        """The cached (score, raw) of each prompt that has one."""
+        by_digest = {prompt_digest(prompt): prompt for prompt in prompts}
+        found: dict[str, tuple[float, str]] = {}
+        digests = list(by_digest)
+        for start in range(0, len(digests), 500):  # stay under sqlite's host-parameter limit
+            chunk = digests[start : start + 500]
+            placeholders = ",".join("?" * len(chunk))
+            query = (
+                "SELECT prompt_sha256, prompt, score, raw FROM verdicts "
+                f"WHERE model = ? AND prompt_sha256 IN ({placeholders})"
+            )
+            rows = self._with_lock_retries(lambda q=query, c=chunk: self._connection.execute(q, [model, *c]).fetchall())
+            for digest, prompt, value, raw in rows:
+                if by_digest[digest] == prompt:  # guard against a (practically impossible) hash collision
+                    found[prompt] = (value, raw)
+        return found
+
+    def put(self, model: str, prompt: str, score: float, raw: str) -> None:
+        self._with_lock_retries(
+            lambda: self._connection.execute(
+                "INSERT OR REPLACE INTO verdicts VALUES (?, ?, ?, ?, ?, ?)",
+                (model, prompt_digest(prompt), prompt, score, raw, time.time()),
+            )
+        )
+
+    def __len__(self) -> int:
+        return self._with_lock_retries(lambda: self._connection.execute("SELECT COUNT(*) FROM verdicts").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._connection.close()
+
+    def __repr__(self) -> str:
+        return f"JudgeCache({str(self.path)!r})"

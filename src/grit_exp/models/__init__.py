@@ -1,0 +1,35 @@
+"""Model adapters (one per family) and offline tiny-model builders.
+
+`build_adapter(model_cfg, seed)` resolves the checkpoint (building a tiny model first when the config
+names a tiny builder) and returns the family's adapter; the model itself is loaded by
+`adapter.load_model(device)`, so config validation and data checks can run before any weights load.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from grit_exp.models.base import ModelAdapter, PromptBatch
+
+ADAPTERS = {"qwen2_5_vl": "grit_exp.models.qwen:QwenAdapter", "internvl": "grit_exp.models.internvl:InternVLAdapter"}
+
+
+def adapter_class(family: str) -> type[ModelAdapter]:
+    if family not in ADAPTERS:
+        raise ValueError(f"model.family={family!r} is unknown; valid: {', '.join(ADAPTERS)}")
+    import importlib
+
+    module, name = ADAPTERS[family].split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def build_adapter(model_cfg: Any, seed: int = 0) -> ModelAdapter:
+    path = str(model_cfg.path)
+    if model_cfg.tiny_builder:
+        from grit_exp.models.tiny import ensure_tiny_model
+
+        path = str(ensure_tiny_model(model_cfg.tiny_builder, path))
+    return adapter_class(model_cfg.family)(model_cfg, path)
+
+
+__all__ = ["ModelAdapter", "PromptBatch", "adapter_class", "build_adapter"]

@@ -1,0 +1,192 @@
+"""The model adapter interface shared by all families.
+
+An adapter owns what differs between model families: the processor, how a dataset row and its
+prompt text become left-padded chat inputs, the coordinate frame of the family's boxes (an
+`ImageGeometry` per image), the extra inputs a forward pass needs to reproduce generation
+(Qwen's `mm_token_type_ids`), which parameters are the vision tower / projector / LLM, and the
+generation settings (stop tokens, suppressed special tokens). It does not sample, score or
+train: rollout, rewards and policy modules do that with what the adapter gives them.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from PIL import Image
+from transformers import BatchFeature, PreTrainedModel
+
+from grit_exp.data.schema import GritRow
+from grit_exp.grounding.frames import ImageGeometry
+
+log = logging.getLogger(__name__)
+
+TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class PromptBatch:
+    """Processor outputs for a batch of prompts, plus what is needed to read the model's boxes."""
+
+    inputs: BatchFeature  # input_ids, attention_mask, pixel_values and family-specific keys
+    geometries: list[ImageGeometry]
+    user_texts: list[str]
+    image_slices: list[tuple[int, int]]  # per prompt: [start, end) rows of inputs["pixel_values"]
+
+    @property
+    def prompt_length(self) -> int:
+        return int(self.inputs["input_ids"].shape[1])
+
+    def __len__(self) -> int:
+        return int(self.inputs["input_ids"].shape[0])
+
+    def to(self, device: torch.device | str) -> PromptBatch:
+        return PromptBatch(self.inputs.to(device), self.geometries, self.user_texts, self.image_slices)
+
+    def repeat_interleave(self, n: int) -> PromptBatch:
+        """Each prompt n times in a row (G completions per prompt), images processed only once."""
+        per_prompt_keys = [k for k, v in self.inputs.items() if torch.is_tensor(v) and k != "pixel_values"]
+        data: dict[str, Any] = {k: self.inputs[k].repeat_interleave(n, dim=0) for k in per_prompt_keys}
+        pixel_rows, slices, start = [], [], 0
+        for a, b in self.image_slices:
+            for _ in range(n):
+                pixel_rows.append(self.inputs["pixel_values"][a:b])
+                slices.append((start, start + b - a))
+                start += b - a
+        data["pixel_values"] = torch.cat(pixel_rows, dim=0)
+        return PromptBatch(
+            BatchFeature(data),
+            [g for g in self.geometries for _ in range(n)],
+            [t for t in self.user_texts for _ in range(n)],
+            slices,
+        )
+
+
+class ModelAdapter(ABC):
+    """One model family. Subclasses set `family`, `model_class` and implement the abstract methods."""
+
+    family: str
+    model_class: type[PreTrainedModel]
+
+    def __init__(self, cfg: Any, path: str):
+        self.cfg = cfg
+        self.path = path
+        self.processor = self._load_processor()
+        self.tokenizer = self.processor.tokenizer
+        self.tokenizer.padding_side = "left"
+        self.eos_token_ids = self._eos_token_ids()
+        self.pad_token_id = self.tokenizer.pad_token_id
+        self.suppressed_token_ids = self._suppressed_token_ids()
+
+    # ------------------------------------------------------------------ family-specific parts
+    @abstractmethod
+    def _load_processor(self) -> Any: ...
+
+    @abstractmethod
+    def _geometry(self, row: GritRow, inputs: BatchFeature, index: int) -> ImageGeometry: ...
+
+    @abstractmethod
+    def _image_slices(self, inputs: BatchFeature) -> list[tuple[int, int]]: ...
+
+    @abstractmethod
+    def parameter_groups(self, model: PreTrainedModel) -> dict[str, list[torch.nn.Parameter]]:
+        """The parameters of the "vision" tower, the "projector" and the "llm" (for freezing).
+
+        With tied embeddings the LM head shares the input embedding, which belongs to "llm"."""
+
+    def extra_forward_inputs(self, prompt: PromptBatch, completion_ids: torch.Tensor) -> dict[str, Any]:
+        """Family-specific inputs a forward pass over prompt + completion needs (none by default)."""
+        return {}
+
+    # ------------------------------------------------------------------ shared behaviour
+    def _eos_token_ids(self) -> list[int]:
+        ids = {self.tokenizer.convert_tokens_to_ids("<|im_end|>")}
+        if self.tokenizer.eos_token_id is not None:
+            ids.add(self.tokenizer.eos_token_id)
+        return sorted(i for i in ids if i is not None and i >= 0)
+
+    def _suppressed_token_ids(self) -> list[int]:
+        """Special tokens the policy must never sample (an untrained model would emit image pads)."""
+        keep = set(self.eos_token_ids)
+        return sorted(set(self.tokenizer.all_special_ids) - keep)
+
+    def chat_text(self, user_text: str) -> str:
+        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": user_text}]}]
+        return self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def build_prompt_batch(self, rows: list[GritRow], user_texts: list[str]) -> PromptBatch:
+        """Open the images, apply the chat template, and process into left-padded tensors."""
+        if len(rows) != len(user_texts):
+            raise ValueError(f"{len(rows)} rows but {len(user_texts)} prompt texts")
+        images = []
+        for row in rows:
+            with Image.open(row.image) as im:
+                images.append(im.convert("RGB"))
+        texts = [self.chat_text(t) for t in user_texts]
+        inputs = self.processor(text=texts, images=images, padding=True, padding_side="left", return_tensors="pt")
+        geometries = [self._geometry(row, inputs, i) for i, row in enumerate(rows)]
+        return PromptBatch(inputs, geometries, list(user_texts), self._image_slices(inputs))
+
+    def load_model(self, device: torch.device | str = "cpu") -> PreTrainedModel:
+        dtype = TORCH_DTYPES[self.cfg.dtype]
+        if self.cfg.attn_implementation == "flash_attention_2":
+            import flash_attn  # noqa: F401  (the optional `gpu` extra; fail here, clearly, if absent)
+        model = self.model_class.from_pretrained(
+            self.path, dtype=dtype, attn_implementation=self.cfg.attn_implementation
+        )
+        model.to(device)
+        if self.cfg.gradient_checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            model.config.use_cache = False
+        groups = self.parameter_groups(model)
+        for name, frozen in (("vision", self.cfg.freeze_vision), ("projector", self.cfg.freeze_projector), ("llm", self.cfg.freeze_llm)):
+            if frozen:
+                for param in groups[name]:
+                    param.requires_grad_(False)
+        return model
+
+    def generation_kwargs(self) -> dict[str, Any]:
+        return {
+            "eos_token_id": self.eos_token_ids,
+            "pad_token_id": self.pad_token_id,
+            "suppress_tokens": self.suppressed_token_ids,
+        }
+
+    def forward_inputs(
+        self, prompt: PromptBatch, completion_ids: torch.Tensor, completion_mask: torch.Tensor
+    ) -> dict[str, Any]:
+        """Inputs for one forward pass over prompt + completion that reproduces generation."""
+        inputs = prompt.inputs
+        data = {k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask", "mm_token_type_ids")}
+        data["input_ids"] = torch.cat([inputs["input_ids"], completion_ids], dim=1)
+        data["attention_mask"] = torch.cat([inputs["attention_mask"], completion_mask.to(inputs["attention_mask"].dtype)], dim=1)
+        data.update(self.extra_forward_inputs(prompt, completion_ids))
+        return data
+
+    def completion_logprobs(
+        self,
+        model: PreTrainedModel,
+        prompt: PromptBatch,
+        completion_ids: torch.Tensor,
+        completion_mask: torch.Tensor,
+        temperature: float = 1.0,
+    ) -> torch.Tensor:
+        """Per-token log-probs of `completion_ids` under `model`, shape [batch, completion_len].
+
+        Suppressed special tokens are masked out of the softmax exactly as in generation, so these
+        match generation's scores. Positions where `completion_mask` is 0 are filled with 0 (never
+        -inf: a NaN from exp(-inf + inf) would poison the backward pass).
+        """
+        out = model(**self.forward_inputs(prompt, completion_ids, completion_mask), use_cache=False)
+        p = prompt.prompt_length
+        logits = out.logits[:, p - 1 : -1, :].float()
+        if temperature != 1.0:
+            logits = logits / temperature
+        if self.suppressed_token_ids:
+            logits[..., self.suppressed_token_ids] = float("-inf")
+        logprobs = torch.log_softmax(logits, dim=-1)
+        token_logprobs = logprobs.gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)
+        return token_logprobs.masked_fill(completion_mask == 0, 0.0)

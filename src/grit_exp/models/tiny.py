@@ -1,0 +1,216 @@
+"""Offline tiny models: randomly initialised Qwen2.5-VL and InternVL3, built in code, no download.
+
+Each builder trains a small byte-level BPE with the family's special tokens and chat template,
+builds a ~1 M parameter model of the native transformers class, and saves everything with
+`save_pretrained` into a cache directory, which is then loaded through the same
+`from_pretrained` path as a real checkpoint. Building is atomic (temp dir, then rename) and skipped
+when the directory is complete. The weights are random: these models exist for tests and the CPU
+demo, not for quality.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from grit_exp.models.tokenizer import INTERNVL_EXTRA_SPECIAL_TOKENS, QWEN_SPECIAL_TOKENS, train_byte_level_bpe
+
+log = logging.getLogger(__name__)
+
+TINY_VERSION = 1  # bump when a builder changes, so cached tiny models are rebuilt
+COMPLETE_MARKER = ".grit_tiny_complete"
+TINY_IMAGE_SIZE = 112
+
+QWEN_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+INTERNVL_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'image' %}<IMG_CONTEXT>\n"
+    "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def tokenizer_corpus() -> list[str]:
+    """Text the tiny BPE is trained on: prompts, questions and gold chains of the synthetic data."""
+    from grit_exp.data.synthetic import iter_tokenizer_corpus
+
+    return list(iter_tokenizer_corpus())
+
+
+def _tiny_text_config(vocab_size: int, eos_id: int, pad_id: int) -> dict:
+    return dict(
+        vocab_size=vocab_size,
+        bos_token_id=None,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        eos_token_id=eos_id,
+        pad_token_id=pad_id,
+        tie_word_embeddings=True,
+    )
+
+
+def _build_tiny_qwen2_5_vl(out: Path, seed: int) -> None:
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2Tokenizer
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    from grit_exp.models.processors import QwenImageProcessor
+
+    vocab, merges = train_byte_level_bpe(tokenizer_corpus(), QWEN_SPECIAL_TOKENS)
+    tokenizer = Qwen2Tokenizer(
+        vocab=vocab, merges=merges, eos_token="<|im_end|>", pad_token="<|endoftext|>", unk_token=None
+    )
+    tokenizer.add_special_tokens({"additional_special_tokens": QWEN_SPECIAL_TOKENS[1:]})
+    tokenizer.padding_side = "left"
+    tokenizer.chat_template = QWEN_CHAT_TEMPLATE
+    text = _tiny_text_config(len(vocab), vocab["<|im_end|>"], vocab["<|endoftext|>"])
+    text["rope_parameters"] = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]}
+    config = Qwen2_5_VLConfig(
+        text_config=text,
+        vision_config=dict(
+            depth=2,
+            hidden_size=64,
+            intermediate_size=128,
+            num_heads=4,
+            patch_size=14,
+            spatial_merge_size=2,
+            temporal_patch_size=2,
+            out_hidden_size=64,
+            fullatt_block_indexes=[1],
+            window_size=56,
+        ),
+        image_token_id=vocab["<|image_pad|>"],
+        video_token_id=vocab["<|video_pad|>"],
+        vision_start_token_id=vocab["<|vision_start|>"],
+        vision_end_token_id=vocab["<|vision_end|>"],
+        eos_token_id=vocab["<|im_end|>"],
+        pad_token_id=vocab["<|endoftext|>"],
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(seed)
+    model = Qwen2_5_VLForConditionalGeneration(config)
+    image_processor = Qwen2VLImageProcessorPil(min_pixels=56 * 56, max_pixels=TINY_IMAGE_SIZE * TINY_IMAGE_SIZE)
+    processor = QwenImageProcessor(image_processor, tokenizer, chat_template=QWEN_CHAT_TEMPLATE)
+    model.generation_config.eos_token_id = vocab["<|im_end|>"]
+    model.generation_config.pad_token_id = vocab["<|endoftext|>"]
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+
+
+def _build_tiny_internvl(out: Path, seed: int) -> None:
+    from transformers import InternVLConfig, InternVLForConditionalGeneration, Qwen2Tokenizer
+    from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import GotOcr2ImageProcessorPil
+
+    from grit_exp.models.processors import InternVLImageProcessor
+
+    specials = QWEN_SPECIAL_TOKENS + INTERNVL_EXTRA_SPECIAL_TOKENS
+    vocab, merges = train_byte_level_bpe(tokenizer_corpus(), specials)
+    tokenizer = Qwen2Tokenizer(
+        vocab=vocab,
+        merges=merges,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        unk_token=None,
+        extra_special_tokens={
+            "start_image_token": "<img>",
+            "end_image_token": "</img>",
+            "context_image_token": "<IMG_CONTEXT>",
+            "video_token": "<video>",
+        },
+    )
+    tokenizer.add_special_tokens({"additional_special_tokens": specials[1:]})
+    tokenizer.padding_side = "left"
+    tokenizer.chat_template = INTERNVL_CHAT_TEMPLATE
+    config = InternVLConfig(
+        vision_config=dict(
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            image_size=[TINY_IMAGE_SIZE, TINY_IMAGE_SIZE],
+            patch_size=[14, 14],
+            attention_bias=True,
+            norm_type="layer_norm",
+            layer_scale_init_value=0.1,
+        ),
+        text_config=dict(model_type="qwen2", **_tiny_text_config(len(vocab), vocab["<|im_end|>"], vocab["<|endoftext|>"])),
+        image_token_id=vocab["<IMG_CONTEXT>"],
+        image_seq_length=(TINY_IMAGE_SIZE // 14) ** 2 // 4,
+        downsample_ratio=0.5,
+        vision_feature_select_strategy="default",
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(seed)
+    model = InternVLForConditionalGeneration(config)
+    model.generation_config.eos_token_id = vocab["<|im_end|>"]
+    model.generation_config.pad_token_id = vocab["<|endoftext|>"]
+    image_processor = GotOcr2ImageProcessorPil(
+        size={"height": TINY_IMAGE_SIZE, "width": TINY_IMAGE_SIZE},
+        crop_to_patches=False,
+        image_mean=[0.485, 0.456, 0.406],
+        image_std=[0.229, 0.224, 0.225],
+    )
+    processor = InternVLImageProcessor(
+        image_processor, tokenizer, image_seq_length=config.image_seq_length, chat_template=INTERNVL_CHAT_TEMPLATE
+    )
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+
+
+TINY_BUILDERS: dict[str, Callable[[Path, int], None]] = {
+    "tiny_qwen2_5_vl": _build_tiny_qwen2_5_vl,
+    "tiny_internvl": _build_tiny_internvl,
+}
+
+
+def ensure_tiny_model(builder: str, path: str | os.PathLike, seed: int = 0) -> Path:
+    """Build the tiny model `builder` into `path` unless a complete build of this version is there."""
+    if builder not in TINY_BUILDERS:
+        raise ValueError(f"model.tiny_builder={builder!r} is unknown; valid: {', '.join(TINY_BUILDERS)}")
+    out = Path(path).expanduser()
+    marker = out / COMPLETE_MARKER
+    wanted = f"{builder} v{TINY_VERSION} seed {seed}"
+    if marker.exists() and marker.read_text() == wanted:
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    log.info("building tiny model %s into %s", builder, out)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        TINY_BUILDERS[builder](tmp, seed)
+        (tmp / COMPLETE_MARKER).write_text(wanted)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out

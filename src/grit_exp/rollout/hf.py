@@ -1,0 +1,95 @@
+"""HF `generate` rollouts: G sampled completions per prompt, images processed once per prompt.
+
+Returns token ids, a mask of the real completion tokens (through the first EOS), decoded texts and
+the prompts' image geometry, trimmed to the longest real completion of the batch (never padded to
+max_new_tokens). It does not score or train.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from transformers import PreTrainedModel
+
+from grit_exp.data.schema import GritRow
+from grit_exp.models.base import ModelAdapter, PromptBatch
+
+
+@dataclass
+class Rollout:
+    prompt: PromptBatch  # one entry per completion (prompts repeated G times)
+    rows: list[GritRow]  # one per completion
+    completion_ids: torch.Tensor  # [N, T]
+    completion_mask: torch.Tensor  # [N, T], 1 for real tokens (EOS included)
+    texts: list[str]
+
+    @property
+    def num_completion_tokens(self) -> list[int]:
+        return self.completion_mask.sum(1).tolist()
+
+    def select(self, index: slice) -> Rollout:
+        """A contiguous slice of completions (for micro-batches), with only their image rows."""
+        rows = range(len(self.rows))[index]
+        slices = self.prompt.image_slices[index]
+        start, end = slices[0][0], slices[-1][1]
+        keys = {k: v[index] for k, v in self.prompt.inputs.items() if torch.is_tensor(v) and k != "pixel_values"}
+        keys["pixel_values"] = self.prompt.inputs["pixel_values"][start:end]
+        prompt = PromptBatch(
+            type(self.prompt.inputs)(keys),
+            self.prompt.geometries[index],
+            self.prompt.user_texts[index],
+            [(a - start, b - start) for a, b in slices],
+        )
+        return Rollout(prompt, [self.rows[i] for i in rows], self.completion_ids[index], self.completion_mask[index], self.texts[index])
+
+
+def completion_mask(ids: torch.Tensor, eos_token_ids: list[int]) -> torch.Tensor:
+    """1 for tokens up to and including the first EOS of each row, 0 after it."""
+    is_eos = torch.isin(ids, torch.tensor(eos_token_ids, device=ids.device))
+    seen_before = (is_eos.long().cumsum(1) - is_eos.long()) > 0
+    return (~seen_before).long()
+
+
+class HFRollout:
+    def __init__(self, adapter: ModelAdapter, cfg: Any):
+        self.adapter = adapter
+        self.cfg = cfg
+
+    def sampling_kwargs(self, greedy: bool) -> dict[str, Any]:
+        kwargs: dict[str, Any] = dict(max_new_tokens=self.cfg.max_new_tokens, **self.adapter.generation_kwargs())
+        if self.cfg.stop_strings:
+            kwargs.update(stop_strings=list(self.cfg.stop_strings), tokenizer=self.adapter.tokenizer)
+        if greedy:
+            kwargs.update(do_sample=False, temperature=None, top_k=None, top_p=None)
+        else:
+            kwargs.update(do_sample=True, temperature=self.cfg.temperature, top_k=self.cfg.top_k, top_p=self.cfg.top_p)
+        return kwargs
+
+    @torch.no_grad()
+    def generate(
+        self,
+        model: PreTrainedModel,
+        rows: list[GritRow],
+        user_texts: list[str],
+        num_generations: int = 1,
+        greedy: bool = False,
+    ) -> Rollout:
+        device = next(model.parameters()).device
+        prompt = self.adapter.build_prompt_batch(rows, user_texts).repeat_interleave(num_generations).to(device)
+        was_training = model.training
+        model.eval()
+        try:
+            sequences = model.generate(**prompt.inputs, **self.sampling_kwargs(greedy))
+        finally:
+            model.train(was_training)
+        ids = sequences[:, prompt.prompt_length :]
+        mask = completion_mask(ids, self.adapter.eos_token_ids)
+        if self.adapter.pad_token_id is not None and self.adapter.pad_token_id not in self.adapter.eos_token_ids:
+            mask = mask * (ids != self.adapter.pad_token_id).long()  # rows finished by a stop string
+        longest = int(mask.sum(1).max().item()) if mask.numel() else 0
+        ids, mask = ids[:, :longest], mask[:, :longest]
+        texts = self.adapter.tokenizer.batch_decode(ids.masked_fill(mask == 0, self.adapter.pad_token_id), skip_special_tokens=True)
+        repeated_rows = [r for r in rows for _ in range(num_generations)]
+        return Rollout(prompt, repeated_rows, ids, mask, texts)
