@@ -115,21 +115,24 @@ class RewardConfig:
 
 @dataclass
 class JudgeConfig:
-    kind: str = "rules"  # "rules" | "openai"
-    base_url: str | None = None  # OpenAI-compatible endpoint; null: the library's default / Azure env
-    model: str = "gpt-4o"
-    # Never put a key in a config file or on the command line: it is read from the environment.
+    """The answer judge (grit_exp.judge); checked by grit_exp.judge.validate_judge_config."""
+
+    kind: str = "rules"  # "rules" (offline, deterministic) | "openai" (any OpenAI-compatible endpoint)
+    base_url: str | None = None  # e.g. http://localhost:8000/v1 (vLLM); null: api.openai.com / AZURE_OPENAI_ENDPOINT
+    model: str = "gpt-4o"  # for Azure: the deployment name
+    # null (read OPENAI_API_KEY, or AZURE_OPENAI_API_KEY with api_type=azure) or exactly "${oc.env:VAR}".
+    # A literal key is refused (grit_exp.judge.secrets): it would be saved in .hydra/*.yaml.
     api_key: str | None = None
     api_type: str = "openai"  # "openai" | "azure"
-    api_version: str | None = None  # Azure only; default from OPENAI_API_VERSION
-    concurrency: int = 32
-    timeout_s: float = 60.0
-    max_retries: int = 5
-    backoff_base_s: float = 0.5
+    api_version: str | None = None  # Azure only; null: OPENAI_API_VERSION
+    concurrency: int = 32  # requests in flight at once
+    timeout_s: float = 60.0  # per request
+    max_retries: int = 5  # retries after the first request (timeouts, 429, 5xx, drops, malformed replies)
+    backoff_base_s: float = 0.5  # exponential backoff: base * 2^attempt, with jitter, capped at backoff_max_s
     backoff_max_s: float = 30.0
     temperature: float = 0.0
-    max_tokens: int = 32
-    cache_path: str | None = "${paths.cache_dir}/judge_cache.sqlite"
+    max_tokens: int = 64  # the reply is "{score: <score>}"; room for a short preamble
+    cache_path: str | None = "${paths.cache_dir}/judge_cache.sqlite"  # sqlite; null: no cache
 
 
 @dataclass
@@ -158,7 +161,6 @@ class AlgorithmConfig:
     advantage_eps: float = 1e-4
     # "seq_mean_token_mean" (released GRIT code / GRPO), "token_mean" (DAPO), "seq_mean_token_sum_norm" (Dr. GRPO)
     loss_aggregation: str = "seq_mean_token_mean"
-    binarize_judge_for_advantage: bool = False
 
 
 @dataclass
@@ -200,7 +202,12 @@ class TrainerConfig:
     save_every: int = 50
     keep_last: int = 2
     resume: str = "auto"  # "auto" | "never" | a checkpoint directory
-    warm_start_sft_steps: int = 0  # supervised warm start on gold chains before RL (cached)
+    # Supervised warm start on the rows' gold chains before RL; cached by a fingerprint, so it runs once.
+    warm_start_sft_steps: int = 0
+    warm_start_learning_rate: float = 1e-3
+    warm_start_batch_size: int = 32
+    eval_batch_size: int = 32
+    eval_on_start: bool = True
 
 
 @dataclass
@@ -273,16 +280,9 @@ def validate(cfg: DictConfig | TrainConfig, world_size: int = 1) -> None:
         raise ConfigError(f"dataset.num_samples={c.dataset.num_samples} must be >= 1 (or null for all rows)")
     if not c.dataset.train and not c.dataset.synthetic.enabled:
         raise ConfigError("dataset.train is empty and dataset.synthetic.enabled is false: no training data")
-    _one_of("judge.kind", c.judge.kind, ("rules", "openai"))
-    _one_of("judge.api_type", c.judge.api_type, ("openai", "azure"))
-    if c.judge.concurrency < 1:
-        raise ConfigError(f"judge.concurrency={c.judge.concurrency} must be >= 1")
-    if c.judge.api_key is not None:
-        raise ConfigError(
-            "judge.api_key is set in the config; keys are read only from the environment "
-            "(OPENAI_API_KEY, or AZURE_OPENAI_API_KEY with judge.api_type=azure) so that they never "
-            "land in a saved config. Unset it and export the variable instead."
-        )
+    from grit_exp.judge.factory import validate_judge_config  # light: no openai import
+
+    validate_judge_config(c.judge)  # kind, api_type, numbers; judge.api_key: null or ${oc.env:VAR} only
     _one_of("rollout.kind", c.rollout.kind, ("hf", "replay"))
     if c.rollout.kind == "replay" and not c.rollout.path:
         raise ConfigError("rollout.kind=replay needs rollout.path=FILE.jsonl")
@@ -324,14 +324,12 @@ def validate(cfg: DictConfig | TrainConfig, world_size: int = 1) -> None:
 
 
 def _validate_reward_terms(c: Any) -> None:
-    from grit_exp.rewards.registry import REWARD_TERMS  # light module: no torch
+    from grit_exp.rewards import check_reward_config  # light: no torch
 
-    for term in list(c.reward.weights) + list(c.reward.options):
-        if term not in REWARD_TERMS:
-            raise ConfigError(
-                f"reward term {term!r} (reward.weights / reward.options) is unknown; "
-                f"registered terms: {', '.join(sorted(REWARD_TERMS))}"
-            )
+    try:
+        check_reward_config(c.reward)
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
 
 
 def to_plain(cfg: DictConfig) -> dict[str, Any]:

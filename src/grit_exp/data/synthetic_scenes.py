@@ -113,11 +113,14 @@ def _place(rng: random.Random, sizes: list[int], image_size: int) -> list[tuple[
 def render_scene(rng: random.Random, combos: list[tuple[str, str]], params: SceneParams) -> tuple[Image.Image, list[Shape]]:
     """Draw the given (colour, shape) list at random non-overlapping places; return the image and tight boxes."""
     size = params.image_size
-    while True:
+    for _ in range(100):
         sizes = [rng.randint(params.min_shape, params.max_shape) for _ in combos]
         corners = _place(rng, sizes, size)
         if corners is not None:
             break
+    else:
+        raise ValueError(f"cannot place {len(combos)} shapes without overlap in a {size} px image; "
+                         "use a larger image_size or smaller max_count / max_distractors")
     image = Image.new("RGB", (size, size), BACKGROUND)
     draw = ImageDraw.Draw(image)
     shapes = []

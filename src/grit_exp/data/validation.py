@@ -48,8 +48,8 @@ def parse_box(value: Any, *, what: str, location: str = "") -> Box:
 def parse_box_string(text: str, *, what: str = "answer", location: str = "") -> Box | None:
     """The box of an OVD answer string "[x1, y1, x2, y2]", or None when the text is not a bracketed list.
 
-    A bracketed list of numbers with other than four entries (e.g. "[1, 2, 3]") is an error, not
-    a text answer.
+    A non-empty bracketed list of numbers with other than four entries (e.g. "[1, 2, 3]") is an
+    error, not a text answer; "[]" is text.
     """
     stripped = text.strip()
     if not (stripped.startswith("[") and stripped.endswith("]")):
@@ -58,7 +58,7 @@ def parse_box_string(text: str, *, what: str = "answer", location: str = "") -> 
         parsed = json.loads(stripped)
     except json.JSONDecodeError:
         return None
-    if not isinstance(parsed, list) or not all(_is_number(v) for v in parsed):
+    if not isinstance(parsed, list) or not parsed or not all(_is_number(v) for v in parsed):
         return None
     return parse_box(parsed, what=f"{what} {text!r}", location=location)
 

@@ -50,6 +50,8 @@ class JudgeCache:
             str(self.path), timeout=busy_timeout_s, check_same_thread=False, isolation_level=None
         )
         self._with_lock_retries(lambda: self._connection.execute("PRAGMA journal_mode=WAL"))
+        # WAL + NORMAL: no fsync per commit; a power cut may lose the last verdicts, never corrupt the file.
+        self._with_lock_retries(lambda: self._connection.execute("PRAGMA synchronous=NORMAL"))
         self._with_lock_retries(lambda: self._connection.execute(_SCHEMA))
 
     def _with_lock_retries(self, operation):  # type: ignore[no-untyped-def]

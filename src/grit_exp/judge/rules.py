@@ -82,9 +82,11 @@ def _numbers(text: str) -> list[float]:
 
 
 def normalize_text(text: str) -> str:
-    """Lower case, punctuation to spaces (except inside numbers), articles dropped, spaces collapsed."""
+    """Lower case, punctuation to spaces (a decimal point stays, a thousands comma goes), articles
+    dropped, spaces collapsed."""
     text = text.lower()
-    text = re.sub(r"(?<=\d)[,.](?=\d)", "\0", text)  # protect "1,000" and "3.5"
+    text = re.sub(r"(?<=\d),(?=\d{3})", "", text)  # "1,000" -> "1000"
+    text = re.sub(r"(?<=\d)\.(?=\d)", "\0", text)  # protect the point of "3.5"
     text = re.sub(r"[^\w\s\0]|_", " ", text).replace("\0", ".")
     return " ".join(word for word in text.split() if word not in _ARTICLES)
 

@@ -134,9 +134,8 @@ def check_api_key_setting(raw: object, where: str = "judge.api_key") -> str | No
         match = ENV_INTERPOLATION.match(raw.strip())
         if match:
             return match.group(1)
-    kind = f"a literal {type(raw).__name__} of {len(str(raw))} characters"
     raise LiteralSecretError(
-        f"{where} holds {kind}; it must be null or an environment interpolation ${{oc.env:VAR}} "
+        f"{where} holds a literal value; it must be null or an environment interpolation ${{oc.env:VAR}} "
         f"(with no default), so that no key is written to a saved config. {HOW_TO_GIVE_A_KEY}"
     )
 

@@ -1,7 +1,7 @@
 """Offline tiny models: randomly initialised Qwen2.5-VL and InternVL3, built in code, no download.
 
 Each builder trains a small byte-level BPE with the family's special tokens and chat template,
-builds a ~1 M parameter model of the native transformers class, and saves everything with
+builds a ~1.3 M parameter model (text hidden 128, 4 layers; vision hidden 64, 2 layers) of the native transformers class, and saves everything with
 `save_pretrained` into a cache directory, which is then loaded through the same
 `from_pretrained` path as a real checkpoint. Building is atomic (temp dir, then rename) and skipped
 when the directory is complete. The weights are random: these models exist for tests and the CPU
@@ -55,22 +55,29 @@ INTERNVL_CHAT_TEMPLATE = (
 
 
 def tokenizer_corpus() -> list[str]:
-    """Text the tiny BPE is trained on: prompts, questions and gold chains of the synthetic data."""
-    from grit_exp.data.synthetic import iter_tokenizer_corpus
+    """Text the tiny BPE is trained on: the shipped prompts, questions and gold chains of the synthetic data."""
+    from grit_exp.data.prompts import load_prompt_yaml
+    from grit_exp.data.tokenizer_corpus import tokenizer_corpus as synthetic_corpus
+    from grit_exp.hydra_app import CONF_DIR
 
-    return list(iter_tokenizer_corpus())
+    prompt_texts = []
+    for path in sorted((CONF_DIR / "prompt").glob("*.yaml")):
+        prompt = load_prompt_yaml(path)
+        prompt_texts += [prompt.question_prefix, prompt.suffix, prompt.example]
+        prompt_texts += [v for o in prompt.family_overrides.values() for v in (o.suffix, o.example) if v]
+    return synthetic_corpus(prompt_texts=[t for t in prompt_texts if t])
 
 
 def _tiny_text_config(vocab_size: int, eos_id: int, pad_id: int) -> dict:
     return dict(
         vocab_size=vocab_size,
         bos_token_id=None,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
+        hidden_size=128,
+        intermediate_size=256,
+        num_hidden_layers=4,
         num_attention_heads=4,
         num_key_value_heads=2,
-        max_position_embeddings=2048,
+        max_position_embeddings=4096,
         eos_token_id=eos_id,
         pad_token_id=pad_id,
         tie_word_embeddings=True,
@@ -91,7 +98,7 @@ def _build_tiny_qwen2_5_vl(out: Path, seed: int) -> None:
     tokenizer.padding_side = "left"
     tokenizer.chat_template = QWEN_CHAT_TEMPLATE
     text = _tiny_text_config(len(vocab), vocab["<|im_end|>"], vocab["<|endoftext|>"])
-    text["rope_parameters"] = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]}
+    text["rope_parameters"] = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [4, 6, 6]}
     config = Qwen2_5_VLConfig(
         text_config=text,
         vision_config=dict(
@@ -102,7 +109,7 @@ def _build_tiny_qwen2_5_vl(out: Path, seed: int) -> None:
             patch_size=14,
             spatial_merge_size=2,
             temporal_patch_size=2,
-            out_hidden_size=64,
+            out_hidden_size=128,
             fullatt_block_indexes=[1],
             window_size=56,
         ),

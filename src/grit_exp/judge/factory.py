@@ -1,0 +1,114 @@
+"""`build_judge`: a judge from the `judge` config node; `validate_judge_config`: its semantic checks.
+
+The key is resolved here, from the environment only (see secrets.py), wrapped in a `SecretStr` and
+registered for log redaction. The `openai` package is imported only when `judge.kind=openai`.
+
+Left out: the judges themselves, and the Hydra callback that refuses literal keys (secrets.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from grit_exp.config import ConfigError
+from grit_exp.judge.base import Judge, JudgeConfigError
+from grit_exp.judge.rules import RulesJudge
+from grit_exp.judge.secrets import (
+    LiteralSecretError,
+    SecretStr,
+    check_api_key_setting,
+    install_log_redaction,
+    raw_api_key,
+    register_secret,
+)
+
+logger = logging.getLogger(__name__)
+
+JUDGE_KINDS = ("rules", "openai")
+API_TYPES = ("openai", "azure")
+
+
+def validate_judge_config(cfg: Any) -> None:
+    """Raise ConfigError naming the judge.* key that makes no sense (never echoing a key's value)."""
+    if cfg.kind not in JUDGE_KINDS:
+        raise ConfigError(f"judge.kind={cfg.kind!r} is not valid; choose one of {', '.join(map(repr, JUDGE_KINDS))}")
+    if cfg.api_type not in API_TYPES:
+        raise ConfigError(
+            f"judge.api_type={cfg.api_type!r} is not valid; choose one of {', '.join(map(repr, API_TYPES))}"
+        )
+    try:
+        check_api_key_setting(raw_api_key(cfg))
+    except LiteralSecretError as error:
+        raise ConfigError(str(error)) from None
+    checks = (
+        ("concurrency", cfg.concurrency >= 1, ">= 1"),
+        ("timeout_s", cfg.timeout_s > 0, "> 0"),
+        ("max_retries", cfg.max_retries >= 0, ">= 0"),
+        ("backoff_base_s", cfg.backoff_base_s >= 0, ">= 0"),
+        ("backoff_max_s", cfg.backoff_max_s >= cfg.backoff_base_s, ">= judge.backoff_base_s"),
+        ("temperature", cfg.temperature >= 0, ">= 0"),
+        ("max_tokens", cfg.max_tokens >= 1, ">= 1"),
+    )
+    for key, ok, valid in checks:
+        if not ok:
+            raise ConfigError(f"judge.{key}={getattr(cfg, key)!r} must be {valid}")
+
+
+def _api_key_from_environment(cfg: Any) -> SecretStr:
+    variable = check_api_key_setting(raw_api_key(cfg)) or (
+        "AZURE_OPENAI_API_KEY" if cfg.api_type == "azure" else "OPENAI_API_KEY"
+    )
+    value = os.environ.get(variable)
+    if not value:
+        raise JudgeConfigError(
+            f"judge.kind=openai needs an API key in the environment variable {variable}, which is unset or "
+            "empty. Export it (a local server without authentication accepts any value, e.g. "
+            f"{variable}=EMPTY), or use judge=rules for the offline judge."
+        )
+    register_secret(value)
+    return SecretStr(value)
+
+
+def build_judge(cfg: Any) -> Judge:
+    """The judge described by a `judge` config node (JudgeConfig or its DictConfig)."""
+    validate_judge_config(cfg)
+    if cfg.kind == "rules":
+        return RulesJudge()
+
+    from grit_exp.judge.cache import JudgeCache
+    from grit_exp.judge.openai_judge import OpenAIJudge
+
+    api_key = _api_key_from_environment(cfg)
+    install_log_redaction()
+    base_url = cfg.base_url
+    api_version = cfg.api_version
+    if cfg.api_type == "azure":
+        base_url = base_url or os.environ.get("AZURE_OPENAI_ENDPOINT")
+        api_version = api_version or os.environ.get("OPENAI_API_VERSION")
+    cache = None
+    if cfg.cache_path:
+        if "${" in str(cfg.cache_path):
+            raise ConfigError(
+                f"judge.cache_path={cfg.cache_path!r} is an unresolved interpolation: pass the judge node of a "
+                "composed config (cfg.judge), or set judge.cache_path to a file (null: no cache)"
+            )
+        cache = JudgeCache(cfg.cache_path)
+    judge = OpenAIJudge(
+        model=cfg.model,
+        api_key=api_key,
+        base_url=base_url,
+        api_type=cfg.api_type,
+        api_version=api_version,
+        concurrency=cfg.concurrency,
+        timeout_s=cfg.timeout_s,
+        max_retries=cfg.max_retries,
+        backoff_base_s=cfg.backoff_base_s,
+        backoff_max_s=cfg.backoff_max_s,
+        temperature=cfg.temperature,
+        max_tokens=cfg.max_tokens,
+        cache=cache,
+    )
+    logger.info("judge: %r", judge)
+    return judge

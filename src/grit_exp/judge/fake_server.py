@@ -1,0 +1,342 @@
+"""A local Chat Completions server that plays the GRIT judge, with scheduled faults.
+
+For tests, the judge benchmark and dry runs of an evaluation without an API key:
+
+    with FakeJudgeServer(latency_s=0.05) as server:
+        ...  judge.base_url=server.base_url, OPENAI_API_KEY=anything
+
+It listens on 127.0.0.1 (ephemeral port) in a background thread and serves
+`POST /v1/chat/completions` and Azure's `POST /openai/deployments/{deployment}/chat/completions`.
+It reads the standard answer and the model's answer out of the GRIT judge prompt, decides with
+the rules judge, and replies `{score: 1}` or `{score: 0}` with a `usage` block (about 4 characters
+per token). Faults are deterministic: a global queue consumed by successive requests, and per-answer
+queues ("fail the first N requests for this answer"); see `Fault`. It counts requests, the most
+requests in flight at once, faults injected, and keeps a log of (time, answer, outcome).
+
+Left out: streaming, tools, other endpoints, real tokenisation.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+from grit_exp.judge.prompt import split_judge_prompt
+from grit_exp.judge.rules import judge_answer
+
+logger = logging.getLogger(__name__)
+
+_AZURE_PATH = re.compile(r"^/openai/deployments/([^/]+)/chat/completions$")
+_OPENAI_PATHS = ("/v1/chat/completions", "/chat/completions")
+
+
+class FaultKind(Enum):
+    RATE_LIMIT = "rate_limit"  # HTTP 429 with Retry-After and/or retry-after-ms
+    SERVER_ERROR = "server_error"  # HTTP `status` (default 500)
+    HANG = "hang"  # hold the request `hang_s`, then close the connection without a response
+    DROP = "drop"  # close the connection without a response
+    MALFORMED = "malformed"  # HTTP 200 whose content carries no parseable score
+    OUT_OF_RANGE = "out_of_range"  # HTTP 200 with "{score: 8}" (outside [0, 1])
+    GARBAGE = "garbage"  # HTTP 200 whose body is not JSON
+
+
+@dataclass(frozen=True)
+class Fault:
+    kind: FaultKind
+    retry_after_s: float | None = None  # RATE_LIMIT: the Retry-After header, as given
+    retry_after_ms: int | None = None  # RATE_LIMIT: the retry-after-ms header
+    status: int = 500  # SERVER_ERROR
+    hang_s: float = 5.0  # HANG
+
+
+@dataclass
+class RequestRecord:
+    started: float  # time.monotonic() when the request arrived
+    finished: float
+    prediction: str | None
+    outcome: str  # "ok" or a FaultKind value or "bad_request" / "unauthorized" / "not_found"
+
+
+@dataclass
+class _Counters:
+    requests: int = 0
+    in_flight: int = 0
+    max_in_flight: int = 0
+    faults_injected: Counter[str] = field(default_factory=Counter)
+    paths: Counter[str] = field(default_factory=Counter)
+    log: list[RequestRecord] = field(default_factory=list)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # the default 5 makes bursts of connections wait for SYN retransmits
+    fake: FakeJudgeServer
+
+
+class FakeJudgeServer:
+    """See the module docstring. Thread-safe; start with `start()` or `with`."""
+
+    def __init__(
+        self,
+        latency_s: float = 0.0,
+        faults: Iterable[Fault] = (),
+        faults_by_answer: Mapping[str, Sequence[Fault]] | None = None,
+        expected_api_key: str | None = None,
+        score_fn: Callable[[str, str, str], float] | None = None,
+    ) -> None:
+        self.latency_s = latency_s
+        self.expected_api_key = expected_api_key
+        self.score_fn = score_fn or (lambda question, reference, prediction: judge_answer(reference, prediction)[0])
+        self._faults: deque[Fault] = deque(faults)
+        self._faults_by_answer: dict[str, deque[Fault]] = {
+            answer: deque(queue) for answer, queue in (faults_by_answer or {}).items()
+        }
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._counters = _Counters()
+        self._httpd: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> FakeJudgeServer:
+        self._httpd = _Server(("127.0.0.1", 0), _Handler)
+        self._httpd.fake = self
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name="fake-judge", daemon=True)
+        self._thread.start()
+        logger.info("fake judge server listening on %s", self.base_url)
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> FakeJudgeServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._httpd is None:
+            raise RuntimeError("FakeJudgeServer is not started; call start() or use it as a context manager")
+        return self._httpd.server_address[1]
+
+    @property
+    def endpoint(self) -> str:
+        """Root URL (what an Azure client takes as its endpoint)."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """OpenAI-style base URL (ends in /v1)."""
+        return f"{self.endpoint}/v1"
+
+    # -- faults and counters ---------------------------------------------------------------------
+
+    def add_faults(self, *faults: Fault, answer: str | None = None) -> None:
+        """Queue faults for the next requests (of the given model answer, if `answer` is set)."""
+        with self._lock:
+            queue = self._faults if answer is None else self._faults_by_answer.setdefault(answer, deque())
+            queue.extend(faults)
+
+    def reset_counters(self) -> None:
+        with self._lock:
+            in_flight = self._counters.in_flight
+            self._counters = _Counters(in_flight=in_flight)
+
+    @property
+    def requests(self) -> int:
+        return self._counters.requests
+
+    @property
+    def max_in_flight(self) -> int:
+        return self._counters.max_in_flight
+
+    @property
+    def faults_injected(self) -> Counter[str]:
+        with self._lock:
+            return Counter(self._counters.faults_injected)
+
+    @property
+    def paths(self) -> Counter[str]:
+        with self._lock:
+            return Counter(self._counters.paths)
+
+    @property
+    def log(self) -> list[RequestRecord]:
+        with self._lock:
+            return list(self._counters.log)
+
+    def _next_fault(self, prediction: str | None) -> Fault | None:
+        with self._lock:
+            queue = self._faults_by_answer.get(prediction) if prediction is not None else None
+            if queue:
+                return queue.popleft()
+            return self._faults.popleft() if self._faults else None
+
+    def _enter(self, path: str) -> float:
+        with self._lock:
+            c = self._counters
+            c.requests += 1
+            c.in_flight += 1
+            c.max_in_flight = max(c.max_in_flight, c.in_flight)
+            c.paths[path] += 1
+        return time.monotonic()
+
+    def _leave(self, started: float, prediction: str | None, outcome: str) -> None:
+        with self._lock:
+            c = self._counters
+            c.in_flight -= 1
+            c.log.append(RequestRecord(started, time.monotonic(), prediction, outcome))
+            if outcome in {kind.value for kind in FaultKind}:
+                c.faults_injected[outcome] += 1
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep, but wake when the server stops (so hung handlers end)."""
+        if seconds > 0:
+            self._stopping.wait(seconds)
+
+
+def _tokens(text: str) -> int:
+    return max(1, math.ceil(len(text) / 4))
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, like a real server
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        logger.debug("fake judge: " + format, *args)
+
+    def _send_json(self, status: int, payload: object, headers: Mapping[str, str] | None = None) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _send_error_json(self, status: int, message: str, headers: Mapping[str, str] | None = None) -> None:
+        self._send_json(status, {"error": {"message": message, "type": "fake_judge_error", "code": str(status)}}, headers)
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        fake = self.server.fake
+        path = urlsplit(self.path).path
+        started = fake._enter(path)
+        prediction: str | None = None
+        outcome = "ok"
+        try:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if path not in _OPENAI_PATHS and not _AZURE_PATH.match(path):
+                outcome = "not_found"
+                self._send_error_json(404, f"fake judge server: no route for {path}")
+                return
+            if fake.expected_api_key is not None:
+                given = self.headers.get("api-key") or self.headers.get("Authorization", "").removeprefix("Bearer ")
+                if given != fake.expected_api_key:
+                    outcome = "unauthorized"
+                    self._send_error_json(401, "fake judge server: wrong or missing API key")
+                    return
+            try:
+                payload = json.loads(body)
+                prompt = _user_text(payload["messages"])
+                parts = split_judge_prompt(prompt)
+            except (ValueError, KeyError, TypeError) as error:
+                parts, payload = None, {}
+                logger.debug("fake judge: bad request body: %s", error)
+            if parts is None:
+                outcome = "bad_request"
+                self._send_error_json(400, "fake judge server: the last user message is not a GRIT judge prompt")
+                return
+            question, reference, prediction = parts
+            fault = fake._next_fault(prediction)
+            fake._wait(fake.latency_s)
+            if fault is not None:
+                outcome = fault.kind.value
+                self._inject(fault)
+                return
+            verdict = fake.score_fn(question, reference, prediction)
+            self._reply(payload, prompt, f"{{score: {1 if verdict >= 0.5 else 0}}}")
+        except (BrokenPipeError, ConnectionResetError):
+            outcome = "client_gone"
+        finally:
+            fake._leave(started, prediction, outcome)
+
+    def _reply(self, payload: Mapping[str, Any], prompt: str, content: str) -> None:
+        prompt_tokens, completion_tokens = _tokens(prompt), _tokens(content)
+        self._send_json(
+            200,
+            {
+                "id": f"chatcmpl-fake-{time.monotonic_ns()}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": str(payload.get("model", "fake-judge")),
+                "choices": [
+                    {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+                ],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
+                },
+            },
+        )
+
+    def _inject(self, fault: Fault) -> None:
+        fake = self.server.fake
+        if fault.kind is FaultKind.RATE_LIMIT:
+            headers = {}
+            if fault.retry_after_s is not None:
+                headers["Retry-After"] = f"{fault.retry_after_s:g}"
+            if fault.retry_after_ms is not None:
+                headers["retry-after-ms"] = str(fault.retry_after_ms)
+            self._send_error_json(429, "fake judge server: rate limit reached", headers)
+        elif fault.kind is FaultKind.SERVER_ERROR:
+            self._send_error_json(fault.status, "fake judge server: injected server error")
+        elif fault.kind in (FaultKind.HANG, FaultKind.DROP):
+            if fault.kind is FaultKind.HANG:
+                fake._wait(fault.hang_s)
+            self.close_connection = True  # returning without a response closes the socket
+        elif fault.kind is FaultKind.MALFORMED:
+            self._reply({}, "", "The model's answer looks mostly right to me.")
+        elif fault.kind is FaultKind.OUT_OF_RANGE:
+            self._reply({}, "", "{score: 8}")
+        elif fault.kind is FaultKind.GARBAGE:
+            body = b"<html><body>502 Bad Gateway (but sent as 200)</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        else:  # pragma: no cover - every FaultKind is handled above
+            raise AssertionError(fault.kind)
+
+
+def _user_text(messages: list[dict[str, Any]]) -> str:
+    """Text of the last user message (a string, or the text parts of a content list)."""
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, str):
+                return content
+            return "".join(part.get("text", "") for part in content if part.get("type") == "text")
+    raise KeyError("no user message")

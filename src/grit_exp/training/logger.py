@@ -1,0 +1,80 @@
+"""Run logging: `metrics.jsonl` always, Weights & Biases when `logger=wandb`, a console progress bar.
+
+Every logged step is one JSON object in `<run>/metrics.jsonl` with stable key names
+("train/reward", "train/reward/<term>", "train/kl", "time/rollout_s", "eval/<dataset>/<metric>", ...).
+W&B runs offline unless WANDB_MODE says otherwise; the config it receives is the resolved config
+with secrets removed (keys never reach W&B). Only rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+log = logging.getLogger(__name__)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+class RunLogger:
+    def __init__(self, run_dir: Path, logger_cfg: Any, config: dict[str, Any], total_steps: int, enabled: bool = True):
+        self.enabled = enabled
+        self.path = run_dir / "metrics.jsonl"
+        self.log_every = max(1, int(logger_cfg.log_every))
+        self.wandb_run = None
+        self.bar = tqdm(total=total_steps, desc="train", dynamic_ncols=True, disable=not enabled)
+        if enabled and logger_cfg.kind == "wandb":
+            import wandb
+
+            mode = os.environ.get("WANDB_MODE", logger_cfg.mode)
+            self.wandb_run = wandb.init(
+                project=logger_cfg.project, entity=logger_cfg.entity, mode=mode, dir=str(run_dir), config=config
+            )
+
+    def log(self, step: int, metrics: dict[str, Any], force: bool = False) -> None:
+        if not self.enabled or (step % self.log_every and not force):
+            return
+        record = {"step": step, **{k: _jsonable(v) for k, v in metrics.items()}}
+        with self.path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.wandb_run is not None:
+            self.wandb_run.log(metrics, step=step)
+
+    def progress(self, step: int, metrics: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        self.bar.n = step
+        shown = {k.split("/")[-1]: f"{metrics[k]:.3f}" for k in ("train/reward", "train/kl", "time/step_s") if k in metrics}
+        self.bar.set_postfix(shown, refresh=True)
+
+    def log_table(self, name: str, columns: list[str], rows: list[list[Any]]) -> None:
+        """Completion tables for W&B (images as wandb.Image when given as PIL images)."""
+        if self.wandb_run is None:
+            return
+        import wandb
+
+        converted = [[wandb.Image(c) if hasattr(c, "save") and hasattr(c, "size") else c for c in r] for r in rows]
+        self.wandb_run.log({name: wandb.Table(columns=columns, data=converted)})
+
+    def close(self) -> None:
+        self.bar.close()
+        if self.wandb_run is not None:
+            self.wandb_run.finish()
+
+
+def truncate_metrics_after(path: Path, step: int) -> None:
+    """On resume, drop records logged after the checkpoint's step (they will be logged again)."""
+    if not path.exists():
+        return
+    kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+    path.write_text("".join(line + "\n" for line in kept))

@@ -1,0 +1,119 @@
+"""Supervised fine-tuning on gold grounded chains (`algorithm=sft`, and the cached warm start).
+
+The target of a row is its gold chain rendered in the model family's box frame (the geometry
+comes from the processed prompt, so Qwen targets use the resized-input pixels the model sees),
+followed by the end-of-turn token. The loss is the mean negative log-likelihood of target tokens.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from grit_exp.data.gold_chain import format_gold_chain
+from grit_exp.data.prompts import build_user_text
+from grit_exp.data.schema import GritRow
+from grit_exp.models.base import ModelAdapter
+from grit_exp.policy.losses import sft_loss
+
+log = logging.getLogger(__name__)
+
+
+def sft_batch(adapter: ModelAdapter, rows: list[GritRow], prompt_cfg: Any) -> tuple[Any, torch.Tensor, torch.Tensor]:
+    """(prompt batch, target ids [B, T] right-padded, target mask [B, T])."""
+    missing = [r.source for r in rows if r.gold is None]
+    if missing:
+        raise ValueError(f"SFT needs gold chains; these rows have none: {', '.join(missing[:5])}")
+    texts = [build_user_text(r.question, prompt_cfg, adapter.family) for r in rows]
+    prompt = adapter.build_prompt_batch(rows, texts)
+    end = adapter.tokenizer.convert_tokens_to_ids("<|im_end|>")
+    targets = [
+        adapter.tokenizer(format_gold_chain(r, g), add_special_tokens=False)["input_ids"] + [end]
+        for r, g in zip(rows, prompt.geometries)
+    ]
+    length = max(len(t) for t in targets)
+    ids = torch.full((len(rows), length), adapter.pad_token_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), length), dtype=torch.long)
+    for i, t in enumerate(targets):
+        ids[i, : len(t)] = torch.tensor(t)
+        mask[i, : len(t)] = 1
+    return prompt, ids, mask
+
+
+def sft_step_loss(adapter: ModelAdapter, model: torch.nn.Module, rows: list[GritRow], prompt_cfg: Any) -> torch.Tensor:
+    prompt, ids, mask = sft_batch(adapter, rows, prompt_cfg)
+    device = next(model.parameters()).device
+    logp = adapter.completion_logprobs(model, prompt.to(device), ids.to(device), mask.to(device))
+    return sft_loss(logp, mask.to(device))
+
+
+def warm_start_fingerprint(cfg: Any, rows: list[GritRow]) -> str:
+    """What determines the warm-start weights: model, prompt, data, steps, optimiser, seed."""
+    parts = {
+        "model": [cfg.model.family, cfg.model.path, cfg.model.tiny_builder],
+        "prompt": [cfg.prompt.question_prefix, cfg.prompt.suffix],
+        "rows": hashlib.sha256("".join(f"{r.key}{r.gold}" for r in rows).encode()).hexdigest(),
+        "trainer": [cfg.trainer.warm_start_sft_steps, cfg.trainer.warm_start_learning_rate, cfg.trainer.warm_start_batch_size],
+        "seed": cfg.seed,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def run_sft(adapter: ModelAdapter, model: torch.nn.Module, rows: list[GritRow], prompt_cfg: Any, *,
+            steps: int, lr: float, batch_size: int, seed: int) -> list[float]:
+    """Plain SFT loop (AdamW, constant lr after a short warmup); returns the loss per step."""
+    from grit_exp.training.sampler import PromptSampler
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    warmup = max(1, steps // 10)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup))
+    sampler = PromptSampler(len(rows), seed)
+    model.train()
+    losses = []
+    for step in range(steps):
+        batch = [rows[i] for i in sampler.next_indices(batch_size)]
+        loss = sft_step_loss(adapter, model, batch, prompt_cfg)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        scheduler.step()
+        losses.append(float(loss))
+        if step % 50 == 0 or step == steps - 1:
+            log.info("warm start step %d/%d: loss %.4f", step + 1, steps, losses[-1])
+    return losses
+
+
+def cached_warm_start(cfg: Any, adapter: ModelAdapter, rows: list[GritRow], cache_dir: Path) -> Path:
+    """Return a checkpoint directory holding the warm-started model; train it only if not cached."""
+    out = cache_dir / "warm_start" / warm_start_fingerprint(cfg, rows)
+    if (out / "config.json").exists():
+        log.info("warm start: reusing cached %s", out)
+        return out
+    torch.manual_seed(cfg.seed)
+    model = adapter.load_model("cpu")
+    losses = run_sft(
+        adapter, model, rows, cfg.prompt, steps=cfg.trainer.warm_start_sft_steps,
+        lr=cfg.trainer.warm_start_learning_rate, batch_size=cfg.trainer.warm_start_batch_size, seed=cfg.seed,
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=out.parent))
+    try:
+        model.save_pretrained(tmp)
+        adapter.processor.save_pretrained(tmp)
+        adapter.tokenizer.save_pretrained(tmp)
+        (tmp / "warm_start.json").write_text(json.dumps({"losses": losses}))
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out

@@ -1,0 +1,107 @@
+"""Every shipped config composes; structural and semantic errors fail early with a clear message."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+from omegaconf.errors import ConfigKeyError, ValidationError
+
+from grit_exp.config import ConfigError, validate
+from grit_exp.hydra_app import CONF_DIR
+
+GROUPS = ["model", "dataset", "prompt", "reward", "judge", "rollout", "algorithm", "cluster", "logger"]
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def compose_train(overrides: list[str]):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="train", overrides=overrides)
+
+
+def every_option() -> list[tuple[str, str]]:
+    out = []
+    for group in GROUPS + ["experiment"]:
+        for path in sorted((CONF_DIR / group).glob("*.yaml")):
+            out.append((group, path.stem))
+    return out
+
+
+def test_every_group_has_options():
+    found = {g for g, _ in every_option()}
+    assert set(GROUPS) <= found
+
+
+@pytest.mark.parametrize(("group", "option"), every_option(), ids=lambda x: str(x))
+def test_every_config_file_composes_and_validates(group, option):
+    overrides = [f"{group}={option}"]
+    if group == "rollout" and option == "replay":
+        overrides.append("rollout.path=/tmp/completions.jsonl")
+    cfg = compose_train(overrides)
+    if group == "experiment":
+        assert cfg.experiment_note, f"experiment {option} must say where its values come from (experiment_note)"
+    if group == "dataset" and not cfg.dataset.train and not cfg.dataset.synthetic.enabled:
+        with pytest.raises(ConfigError, match="no training data"):  # an eval-only set: composes, cannot train
+            validate(cfg)
+        return
+    validate(cfg)
+
+
+def test_misspelled_key_fails_at_compose_time():
+    with pytest.raises((ConfigCompositionException, ConfigKeyError)):
+        compose_train(["algorithm.num_generation=4"])
+
+
+def test_wrong_type_fails_at_compose_time():
+    with pytest.raises((ConfigCompositionException, ValidationError)):
+        compose_train(["algorithm.beta=lots"])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["algorithm.num_generations=1"], "algorithm.num_generations=1 must be >= 2"),
+        (["trainer.micro_batch_size=5"], "trainer.micro_batch_size=5 does not divide"),
+        (["+reward.weights.no_such_term=1.0"], "no_such_term"),
+        (["algorithm.scale_rewards=median"], "algorithm.scale_rewards='median' is not valid"),
+        (["model.family=llava"], "model.family='llava' is not valid"),
+        (["dataset.on_error=ignore"], "dataset.on_error='ignore' is not valid"),
+        (["rollout=replay"], "rollout.path"),
+    ],
+)
+def test_semantic_errors_name_the_key(overrides, message):
+    cfg = compose_train(overrides)
+    with pytest.raises((ConfigError, ValueError)) as err:
+        validate(cfg)
+    assert message in str(err.value)
+
+
+def test_processes_must_divide_prompts():
+    cfg = compose_train(["trainer.prompts_per_step=6"])
+    with pytest.raises(ConfigError, match="not divisible by the 4 processes"):
+        validate(cfg, world_size=4)
+
+
+def test_cfg_job_prints_a_full_config_for_real_models():
+    out = subprocess.run(
+        [sys.executable, "-m", "grit_exp.train", "--cfg", "job", "model=internvl3_2b", "dataset=grit20"],
+        capture_output=True, text=True, cwd=ROOT, timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    for needle in ("OpenGVLab/InternVL3-2B-hf", "tallyqa_train_10.jsonl", "num_generations: 4", "judge:", "reward:"):
+        assert needle in out.stdout
+
+
+def test_bad_config_fails_before_any_model_loads(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "grit_exp.train", "algorithm.num_generations=1", f"hydra.run.dir={tmp_path}/run",
+         f"paths.cache_dir={tmp_path}/cache"],
+        capture_output=True, text=True, cwd=ROOT, timeout=120,
+    )
+    assert out.returncode != 0
+    assert "algorithm.num_generations=1 must be >= 2" in out.stderr
+    assert not (tmp_path / "cache").exists(), "nothing is generated or built for a bad config"
