@@ -16,17 +16,30 @@ from grit_exp.data.synthetic import SyntheticParams, generate_synthetic
 from grit_exp.grounding.boxes import parse_boxes
 from grit_exp.grounding.frames import ImageGeometry
 
-PAPER_BOX = re.compile(r"\b\d+,\s*\d+,\s*\d+,\s*\d+\b")  # the released code's regex, copied from the reference
+PAPER_BOX = re.compile(
+    r"\b\d+,\s*\d+,\s*\d+,\s*\d+\b"
+)  # the released code's regex, copied from the reference
 CHAIN = re.compile(r"<think> (.+) </think>\n<rethink> (.+) </rethink>\n<answer> (.+) </answer>", re.DOTALL)
 
 QWEN = ImageGeometry.for_qwen_pixels(640, 354, min_pixels=3136, max_pixels=256 * 28 * 28)  # input 588 x 308
 INTERNVL = ImageGeometry.for_internvl(640, 354)
 
 
-def _row(boxes: list[list[float]], labels: list[str], answer: str = "2", width: int = 640, height: int = 354) -> GritRow:
+def _row(
+    boxes: list[list[float]], labels: list[str], answer: str = "2", width: int = 640, height: int = 354
+) -> GritRow:
     gold = GoldChain(boxes=boxes, labels=labels, rethink=f"There are {answer} tvs.", answer=answer)
-    return GritRow(question="How many tvs?", answer=answer, image="/x.jpg", width=width, height=height, bboxs=boxes,
-                   dataset="tallyqa", source="t.jsonl:1", gold=gold)
+    return GritRow(
+        question="How many tvs?",
+        answer=answer,
+        image="/x.jpg",
+        width=width,
+        height=height,
+        bboxs=boxes,
+        dataset="tallyqa",
+        source="t.jsonl:1",
+        gold=gold,
+    )
 
 
 TWO_TVS = _row([[343.87, 94.03, 396.81, 126.06], [10, 20, 110, 220]], ["tv", "tv"])
@@ -51,7 +64,9 @@ def test_internvl_chain_exact_text() -> None:
     assert format_gold_chain(TWO_TVS, INTERNVL, include_labels=False).startswith(
         "<think> <box>[[537, 266, 620, 356], [16, 56, 172, 621]]</box> </think>"
     )
-    mixed = _row([[0, 0, 64, 35.4], [64, 35.4, 128, 70.8], [320, 177, 640, 354]], ["cat", "dog", "dog"], answer="yes")
+    mixed = _row(
+        [[0, 0, 64, 35.4], [64, 35.4, 128, 70.8], [320, 177, 640, 354]], ["cat", "dog", "dog"], answer="yes"
+    )
     assert format_gold_chain(mixed, INTERNVL).startswith(
         "<think> <ref>cat</ref><box>[[0, 0, 100, 100]]</box> <ref>dog</ref><box>[[100, 100, 200, 200], "
         "[500, 500, 1000, 1000]]</box> </think>"
@@ -61,7 +76,9 @@ def test_internvl_chain_exact_text() -> None:
 def test_a_chain_without_boxes_and_an_ovd_answer() -> None:
     assert format_gold_chain(_row([], [], answer="0"), QWEN).startswith("<think> none found </think>\n")
     ovd = _row([[64, 35.4, 128, 70.8]], ["cat"], answer="[64, 35.4, 128, 70.8]")
-    assert format_gold_chain(ovd, INTERNVL).endswith("<answer> [100, 100, 200, 200] </answer>")  # answer in the frame too
+    assert format_gold_chain(ovd, INTERNVL).endswith(
+        "<answer> [100, 100, 200, 200] </answer>"
+    )  # answer in the frame too
 
 
 def test_chains_parse_back_to_the_original_boxes(tmp_path: Path) -> None:
@@ -80,7 +97,9 @@ def test_chains_parse_back_to_the_original_boxes(tmp_path: Path) -> None:
                     _assert_maps_back(PAPER_BOX.findall(answer), [row.answer_box], geometry)
                 else:
                     assert answer == row.answer and not PAPER_BOX.search(answer)
-                parsed = [p for p in parse_boxes(chain) if p.section == "think"]  # the toolkit's structured parser
+                parsed = [
+                    p for p in parse_boxes(chain) if p.section == "think"
+                ]  # the toolkit's structured parser
                 assert len(parsed) == len(row.gold.boxes)
                 if include_labels:
                     assert [p.label for p in parsed] == row.gold.labels
@@ -109,24 +128,41 @@ def _assert_maps_back(found: list[str], boxes: list[list[float]], geometry: Imag
 def test_any_image_size_round_trips_within_rounding(width: int, height: int, fractions: list) -> None:
     if max(width, height) / min(width, height) > 200:
         return
-    boxes = [[min(a, c) * width, min(b, d) * height, max(a, c) * width, max(b, d) * height] for a, b, c, d in fractions]
+    boxes = [
+        [min(a, c) * width, min(b, d) * height, max(a, c) * width, max(b, d) * height]
+        for a, b, c, d in fractions
+    ]
     row = _row(boxes, ["thing"] * len(boxes), width=width, height=height)
-    for geometry in (ImageGeometry.for_qwen_pixels(width, height, 3136, 256 * 28 * 28),
-                     ImageGeometry.for_internvl(width, height)):
+    for geometry in (
+        ImageGeometry.for_qwen_pixels(width, height, 3136, 256 * 28 * 28),
+        ImageGeometry.for_internvl(width, height),
+    ):
         think = CHAIN.fullmatch(format_gold_chain(row, geometry)).group(1)
         _assert_maps_back(PAPER_BOX.findall(think), boxes, geometry)
 
 
 def test_typical_synthetic_chain_stays_short() -> None:
-    four = _row([[1, 2, 20, 30], [30, 4, 60, 40], [70, 70, 90, 99], [5, 80, 25, 100]], ["red square"] * 4,
-                width=112, height=112)
+    four = _row(
+        [[1, 2, 20, 30], [30, 4, 60, 40], [70, 70, 90, 99], [5, 80, 25, 100]],
+        ["red square"] * 4,
+        width=112,
+        height=112,
+    )
     geometry = ImageGeometry.for_qwen_pixels(112, 112, 3136, 12544)
     assert len(format_gold_chain(four, geometry)) <= 200  # the longest counting chain (4 boxes) in characters
 
 
 def test_errors_name_the_row() -> None:
-    no_gold = GritRow(question="q", answer="a", image="/x", width=10, height=10, bboxs=[[0, 0, 5, 5]], dataset="vsr",
-                      source="v.jsonl:4")
+    no_gold = GritRow(
+        question="q",
+        answer="a",
+        image="/x",
+        width=10,
+        height=10,
+        bboxs=[[0, 0, 5, 5]],
+        dataset="vsr",
+        source="v.jsonl:4",
+    )
     with pytest.raises(ValueError, match=r"row 'v.jsonl:4' has no gold chain"):
         format_gold_chain(no_gold, ImageGeometry.for_internvl(10, 10))
     with pytest.raises(ValueError, match="geometry is for a 10 x 10 image but row 't.jsonl:1' is 640 x 354"):

@@ -13,14 +13,26 @@ from grit_exp.data.reader import DataError, DataFile, load_rows
 BAD_ROWS = {
     "malformed_json": ('{"question": "x", ', "malformed JSON"),
     "not_an_object": ("[1, 2, 3]", "expected a JSON object per line"),
-    "missing_field": ({k: v for k, v in good_row().items() if k != "bboxs"}, "missing required field(s) 'bboxs'"),
+    "missing_field": (
+        {k: v for k, v in good_row().items() if k != "bboxs"},
+        "missing required field(s) 'bboxs'",
+    ),
     "question_type": (good_row(question=5), "field 'question' is 5 (int); expected a string"),
-    "answer_type": (good_row(answer=["2"]), "field 'answer' is ['2'] (list); expected a string (or an integer)"),
+    "answer_type": (
+        good_row(answer=["2"]),
+        "field 'answer' is ['2'] (list); expected a string (or an integer)",
+    ),
     "width_type": (good_row(width="64"), "field 'width' is '64'; expected a positive integer"),
     "height_negative": (good_row(height=-48), "field 'height' is -48"),
     "dataset_type": (good_row(dataset=None), "field 'dataset' is None"),
-    "bboxs_not_list": (good_row(bboxs="[1, 2, 3, 4]"), "field 'bboxs' is '[1, 2, 3, 4]'; expected a list of boxes"),
-    "box_three_numbers": (good_row(bboxs=[[1, 2, 3, 4], [1, 2, 3]]), "bboxs[1] is [1, 2, 3]; a box is a list of four"),
+    "bboxs_not_list": (
+        good_row(bboxs="[1, 2, 3, 4]"),
+        "field 'bboxs' is '[1, 2, 3, 4]'; expected a list of boxes",
+    ),
+    "box_three_numbers": (
+        good_row(bboxs=[[1, 2, 3, 4], [1, 2, 3]]),
+        "bboxs[1] is [1, 2, 3]; a box is a list of four",
+    ),
     "box_with_text": (good_row(bboxs=[[1, 2, "3", 4]]), "bboxs[0] is [1, 2, '3', 4]"),
     "box_with_bool": (good_row(bboxs=[[1, 2, True, 4]]), "bboxs[0] is [1, 2, True, 4]"),
     "box_swapped": (good_row(bboxs=[[20, 2, 10, 4]]), "bboxs[0] is [20, 2, 10, 4]: x1 > x2"),
@@ -28,9 +40,14 @@ BAD_ROWS = {
     "missing_image": (good_row(image="nope.png"), "image 'nope.png' not found at"),
     "unreadable_image": (good_row(image="text.png"), "is not a readable image"),
     "size_mismatch": (good_row(width=65), "width x height = 65 x 48 disagrees with the image"),
-    "bad_gold": (good_row(gold={"boxes": [[1, 2, 3]], "labels": [], "rethink": "", "answer": "2"}), "gold.boxes[0]"),
-    "gold_labels_count": (good_row(gold={"boxes": [[1, 2, 3, 4]], "labels": ["a", "b"], "rethink": "", "answer": "2"}),
-                          "gold.labels is ['a', 'b'] for 1 boxes"),
+    "bad_gold": (
+        good_row(gold={"boxes": [[1, 2, 3]], "labels": [], "rethink": "", "answer": "2"}),
+        "gold.boxes[0]",
+    ),
+    "gold_labels_count": (
+        good_row(gold={"boxes": [[1, 2, 3, 4]], "labels": ["a", "b"], "rethink": "", "answer": "2"}),
+        "gold.labels is ['a', 'b'] for 1 boxes",
+    ),
 }
 
 
@@ -47,14 +64,17 @@ def test_each_bad_input_names_file_line_and_the_problem(tmp_path: Path, image_ro
 
 
 def test_skip_mode_counts_per_reason_and_warns_once(tmp_path: Path, image_root: Path, caplog) -> None:
-    data = write_jsonl(tmp_path / "rows.jsonl", [
-        good_row(),
-        "{broken",
-        good_row(image="nope.png"),
-        good_row(image="dog.png", width=32, height=32),
-        good_row(image="gone.png"),
-        good_row(width=1000),
-    ])
+    data = write_jsonl(
+        tmp_path / "rows.jsonl",
+        [
+            good_row(),
+            "{broken",
+            good_row(image="nope.png"),
+            good_row(image="dog.png", width=32, height=32),
+            good_row(image="gone.png"),
+            good_row(width=1000),
+        ],
+    )
     with caplog.at_level(logging.WARNING, logger="grit_exp.data.reader"):
         rows = load_rows([DataFile(str(data), str(image_root))], on_error="skip")
     assert [row.source for row in rows] == [f"{data}:1", f"{data}:4"]
@@ -79,10 +99,17 @@ def test_unknown_on_error_is_rejected(tmp_path: Path, image_root: Path) -> None:
 
 
 def test_a_valid_row_is_read_completely(tmp_path: Path, image_root: Path) -> None:
-    data = write_jsonl(tmp_path / "rows.jsonl", [
-        good_row(answer=3, width=64.0, note="kept", split="val"),
-        {k: v for k, v in good_row(image="dog.png", width=32, height=32).items() if k not in ("split", "key_words")},
-    ])
+    data = write_jsonl(
+        tmp_path / "rows.jsonl",
+        [
+            good_row(answer=3, width=64.0, note="kept", split="val"),
+            {
+                k: v
+                for k, v in good_row(image="dog.png", width=32, height=32).items()
+                if k not in ("split", "key_words")
+            },
+        ],
+    )
     first, second = load_rows([DataFile(str(data), str(image_root))], default_split="test")
     assert first.answer == "3" and first.width == 64 and isinstance(first.width, int)
     assert first.image == str(image_root / "cat.png")

@@ -20,14 +20,21 @@ def two_sources(tmp_path: Path, image_root: Path) -> list[DataFile]:
     vsr_images.mkdir()
     Image.new("RGB", (40, 30), "white").save(vsr_images / "cat.png")  # same name, other folder, other size
     tally = write_jsonl(tmp_path / "tallyqa.jsonl", [good_row(question=f"tally {i}") for i in range(20)])
-    vsr = write_jsonl(tmp_path / "vsr.jsonl", [
-        good_row(question=f"vsr {i}", width=40, height=30, bboxs=[[0, 0, 5, 5]], dataset="vsr", answer="yes")
-        for i in range(10)
-    ])
+    vsr = write_jsonl(
+        tmp_path / "vsr.jsonl",
+        [
+            good_row(
+                question=f"vsr {i}", width=40, height=30, bboxs=[[0, 0, 5, 5]], dataset="vsr", answer="yes"
+            )
+            for i in range(10)
+        ],
+    )
     return [DataFile(str(tally), str(image_root), "tally"), DataFile(str(vsr), str(vsr_images), "vsr")]
 
 
-def test_files_are_mixed_in_order_with_their_own_image_roots(two_sources: list[DataFile], tmp_path: Path) -> None:
+def test_files_are_mixed_in_order_with_their_own_image_roots(
+    two_sources: list[DataFile], tmp_path: Path
+) -> None:
     rows = load_rows(two_sources)
     assert [r.question for r in rows] == [f"tally {i}" for i in range(20)] + [f"vsr {i}" for i in range(10)]
     assert {r.image for r in rows[:20]} == {str(tmp_path / "images" / "cat.png")}
@@ -56,8 +63,13 @@ def test_num_samples_beyond_the_rows_names_the_key_and_the_count(two_sources: li
 
 @pytest.mark.parametrize(
     ("answer", "box"),
-    [("[1.5, 2, 30, 40]", [1.5, 2, 30, 40]), (" [0, 0, 64, 48] ", [0, 0, 64, 48]), ("tv", None), ("[a, b]", None),
-     ("[]", None)],
+    [
+        ("[1.5, 2, 30, 40]", [1.5, 2, 30, 40]),
+        (" [0, 0, 64, 48] ", [0, 0, 64, 48]),
+        ("tv", None),
+        ("[a, b]", None),
+        ("[]", None),
+    ],
 )
 def test_ovd_box_answers_are_parsed(tmp_path: Path, image_root: Path, answer: str, box: list | None) -> None:
     data = write_jsonl(tmp_path / "ovd.jsonl", [good_row(answer=answer, dataset="ovd_position")])
@@ -77,8 +89,13 @@ def _dataset_cfg(tmp_path: Path, **changes):
 
 def test_dataset_splits_from_files(tmp_path: Path, two_sources: list[DataFile]) -> None:
     tally, vsr = (DataFileConfig(path=f.path, image_root=f.image_root, name=f.name) for f in two_sources)
-    cfg = _dataset_cfg(tmp_path, train=[tally, vsr], eval=[vsr, DataFileConfig(path=tally.path, image_root=tally.image_root)],
-                       num_samples=12, eval_num_samples=15)
+    cfg = _dataset_cfg(
+        tmp_path,
+        train=[tally, vsr],
+        eval=[vsr, DataFileConfig(path=tally.path, image_root=tally.image_root)],
+        num_samples=12,
+        eval_num_samples=15,
+    )
     train, evals = load_dataset_splits(cfg, seed=7)
     assert len(train) == 12
     assert list(evals) == ["vsr", "tallyqa"]  # by name, else by file stem

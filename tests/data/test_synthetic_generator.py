@@ -37,9 +37,13 @@ def test_same_seed_gives_byte_identical_files(tmp_path: Path) -> None:
 
 
 def test_fingerprint_covers_every_parameter_and_the_version(monkeypatch) -> None:
-    variants = [SMALL, SyntheticParams(num_train=41, num_val=10, seed=3), SyntheticParams(num_train=40, num_val=10, seed=3,
-                image_size=96), SyntheticParams(num_train=40, num_val=10, seed=3, kind_weights=(1, 0, 0)),
-                SyntheticParams(num_train=40, num_val=10, seed=3, max_count=3)]
+    variants = [
+        SMALL,
+        SyntheticParams(num_train=41, num_val=10, seed=3),
+        SyntheticParams(num_train=40, num_val=10, seed=3, image_size=96),
+        SyntheticParams(num_train=40, num_val=10, seed=3, kind_weights=(1, 0, 0)),
+        SyntheticParams(num_train=40, num_val=10, seed=3, max_count=3),
+    ]
     assert len({p.fingerprint() for p in variants}) == len(variants)
     before = SMALL.fingerprint()
     monkeypatch.setattr(synthetic, "GENERATOR_VERSION", GENERATOR_VERSION + 1)
@@ -48,7 +52,9 @@ def test_fingerprint_covers_every_parameter_and_the_version(monkeypatch) -> None
 
 def test_rows_are_valid_grit_data_with_exact_proportions(tmp_path: Path) -> None:
     paths = generate_synthetic(SyntheticParams(num_train=50, num_val=10, seed=9), tmp_path)
-    rows = load_rows([DataFile(str(paths.train_jsonl), str(paths.image_root))])  # the real reader validates them
+    rows = load_rows(
+        [DataFile(str(paths.train_jsonl), str(paths.image_root))]
+    )  # the real reader validates them
     assert Counter(r.dataset for r in rows) == {"synth_count": 30, "synth_spatial": 10, "synth_ovd": 10}
     assert {r.split for r in rows} == {"train"}
     val = load_rows([DataFile(str(paths.val_jsonl), str(paths.image_root))])
@@ -83,7 +89,7 @@ def test_boxes_are_exact_and_tight(tmp_path: Path) -> None:
             assert all(isinstance(v, int) for v in obj["box"]) and x2 > x1 and y2 > y1
             # a one-pixel frame around the box holds no pixel of the shape: the box is tight and
             # (shapes are at least 2 px apart) nothing of another shape intrudes
-            window = pixels[max(y1 - 1, 0): y2 + 1, max(x1 - 1, 0): x2 + 1]
+            window = pixels[max(y1 - 1, 0) : y2 + 1, max(x1 - 1, 0) : x2 + 1]
             ys, xs = np.nonzero(np.all(window == COLORS[obj["color"]], axis=-1))
             oy, ox = max(y1 - 1, 0), max(x1 - 1, 0)
             assert [xs.min() + ox, ys.min() + oy, xs.max() + ox + 1, ys.max() + oy + 1] == [x1, y1, x2, y2]
@@ -100,7 +106,9 @@ def test_an_existing_set_is_reused_without_writing(tmp_path: Path, monkeypatch) 
 
     from grit_exp.config import SyntheticDataConfig
 
-    cfg = OmegaConf.structured(SyntheticDataConfig(enabled=True, out_dir=str(tmp_path), num_train=6, num_val=3))
+    cfg = OmegaConf.structured(
+        SyntheticDataConfig(enabled=True, out_dir=str(tmp_path), num_train=6, num_val=3)
+    )
     first = ensure_synthetic(cfg)
 
     def refuse(*args, **kwargs):
@@ -132,8 +140,12 @@ def test_an_incomplete_set_folder_is_reported(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("changes", "message"),
-    [({"num_train": 0}, "num_train=0 must be >= 1"), ({"image_size": 20}, "image_size=20 must be >= 48"),
-     ({"max_count": 10}, "max_count=10 must be in 0..9"), ({"kind_weights": (1, 1)}, "kind_weights=")],
+    [
+        ({"num_train": 0}, "num_train=0 must be >= 1"),
+        ({"image_size": 20}, "image_size=20 must be >= 48"),
+        ({"max_count": 10}, "max_count=10 must be in 0..9"),
+        ({"kind_weights": (1, 1)}, "kind_weights="),
+    ],
 )
 def test_bad_parameters_are_named(changes: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
@@ -144,6 +156,16 @@ def test_tokenizer_corpus_covers_both_frames_and_prompts() -> None:
     corpus = tokenizer_corpus(num_rows=20, prompt_texts=["SUFFIX TEXT"])
     assert corpus == tokenizer_corpus(num_rows=20, prompt_texts=["SUFFIX TEXT"])
     text = "\n".join(corpus)
-    for piece in ("SUFFIX TEXT", '{"bbox_2d": [', "<ref>", "<box>[[", "<rethink>", "</answer>", "How many",
-                  "Where is the", "to the left of", "1000"):
+    for piece in (
+        "SUFFIX TEXT",
+        '{"bbox_2d": [',
+        "<ref>",
+        "<box>[[",
+        "<rethink>",
+        "</answer>",
+        "How many",
+        "Where is the",
+        "to the left of",
+        "1000",
+    ):
         assert piece in text, piece

@@ -21,13 +21,21 @@ def fake_server() -> Iterator[FakeJudgeServer]:
 
 
 @pytest.fixture
-def make_judge(fake_server: FakeJudgeServer) -> Callable[..., OpenAIJudge]:
-    """An OpenAIJudge on the fake server with fast retries; keyword arguments override."""
+def make_judge(fake_server: FakeJudgeServer) -> Iterator[Callable[..., OpenAIJudge]]:
+    """An OpenAIJudge on the fake server with fast retries; keyword arguments override. Closed after."""
+    made: list[OpenAIJudge] = []
 
     def make(**overrides: Any) -> OpenAIJudge:
-        settings: dict[str, Any] = {"model": "fake-judge", "api_key": SecretStr("test-key"), "base_url": fake_server.base_url}
+        settings: dict[str, Any] = {
+            "model": "fake-judge",
+            "api_key": SecretStr("test-key"),
+            "base_url": fake_server.base_url,
+        }
         settings.update(FAST_RETRY)
         settings.update(overrides)
-        return OpenAIJudge(**settings)
+        made.append(OpenAIJudge(**settings))
+        return made[-1]
 
-    return make
+    yield make
+    for judge in made:
+        judge.close()

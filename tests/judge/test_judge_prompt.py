@@ -30,7 +30,11 @@ def test_prompt_is_the_papers_verbatim() -> None:
 
 def test_split_judge_prompt_inverts_build() -> None:
     request = JudgeRequest("\nQuestion: where?\n First, think...\n", "left", "on the left")
-    assert split_judge_prompt(build_judge_prompt(request)) == ("\nQuestion: where?\n First, think...\n", "left", "on the left")
+    assert split_judge_prompt(build_judge_prompt(request)) == (
+        "\nQuestion: where?\n First, think...\n",
+        "left",
+        "on the left",
+    )
     assert split_judge_prompt("Rate this answer: 3") is None
 
 
@@ -46,7 +50,7 @@ def test_split_judge_prompt_inverts_build() -> None:
         ("**Score:** 1", 1.0),
         ("The score is 0.5.", 0.5),
         ("score=0.7", 0.7),
-        ("```json\n{\"score\": 1}\n```", 1.0),
+        ('```json\n{"score": 1}\n```', 1.0),
         ("{score: 1}. I gave this score because the answers match.", 1.0),
         ("First score: 0, corrected score: 1", 1.0),
         ("{score: .5}", 0.5),

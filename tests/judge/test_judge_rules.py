@@ -13,6 +13,7 @@ CASES = [
     # numbers: digits, words, GRIT answer text with its newlines, last number in digits
     ("3", "3", 1.0),
     ("3", "\n3\n", 1.0),
+    ("3", " 3 </answer>", 1.0),
     ("3", "three", 1.0),
     ("three", "3", 1.0),
     ("3", "There are 3 chairs.", 1.0),
@@ -50,6 +51,7 @@ CASES = [
     ("B", "A", 0.0),
     ("A", "the answer is a cat", 0.0),
     ("C", "I think (C) fits best", 1.0),
+    ("B", "\nB\n</answer>", 1.0),
     # text
     ("tv", "TV", 1.0),
     ("tv", "the tv.", 1.0),

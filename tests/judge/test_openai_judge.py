@@ -9,7 +9,7 @@ import pytest
 
 from grit_exp.judge import JudgeConfigError, JudgeRequest
 from grit_exp.judge.cache import JudgeCache
-from grit_exp.judge.fake_server import Fault, FakeJudgeServer, FaultKind
+from grit_exp.judge.fake_server import FakeJudgeServer, Fault, FaultKind
 from grit_exp.judge.openai_judge import retry_after_seconds
 from grit_exp.judge.secrets import SecretStr
 
@@ -73,8 +73,13 @@ def test_malformed_replies_until_the_end_keep_the_last_raw_text(fake_server, mak
     assert judge.stats.malformed == 2
 
 
-@pytest.mark.parametrize(("fault", "wait_s"), [(Fault(FaultKind.RATE_LIMIT, retry_after_s=1), 1.0),
-                                               (Fault(FaultKind.RATE_LIMIT, retry_after_ms=300), 0.3)])
+@pytest.mark.parametrize(
+    ("fault", "wait_s"),
+    [
+        (Fault(FaultKind.RATE_LIMIT, retry_after_s=1), 1.0),
+        (Fault(FaultKind.RATE_LIMIT, retry_after_ms=300), 0.3),
+    ],
+)
 def test_retry_after_is_honoured(fake_server, make_judge, fault: Fault, wait_s: float) -> None:
     fake_server.add_faults(fault, answer="three")
     judge = make_judge(backoff_base_s=0.01, backoff_max_s=0.02)  # backoff alone would wait < 0.02 s
@@ -126,8 +131,9 @@ def test_concurrency_bound_is_respected() -> None:
         started = time.perf_counter()
         judge.score(requests_for(*[("3", str(n)) for n in range(24)]))
         elapsed = time.perf_counter() - started
+        judge.close()
     assert server.max_in_flight == 4
-    assert elapsed < 24 * 0.05 * 0.75  # concurrent, not one at a time (6 waves of 50 ms)
+    assert elapsed < 24 * 0.05  # faster than one at a time could be (6 waves of 50 ms: ~0.3 s)
 
 
 def test_wrong_key_raises_a_configuration_error_without_the_key(make_judge) -> None:
@@ -139,7 +145,9 @@ def test_wrong_key_raises_a_configuration_error_without_the_key(make_judge) -> N
 
 
 def test_azure_client_uses_the_deployment_path(fake_server, make_judge) -> None:
-    judge = make_judge(api_type="azure", base_url=fake_server.endpoint, api_version="2024-10-21", model="gpt4o-dep")
+    judge = make_judge(
+        api_type="azure", base_url=fake_server.endpoint, api_version="2024-10-21", model="gpt4o-dep"
+    )
     (result,) = judge.score(requests_for(("no", "No")))
     assert result.score == 1.0 and judge.name == "azure:gpt4o-dep"
     assert fake_server.paths == {"/openai/deployments/gpt4o-dep/chat/completions": 1}
@@ -153,3 +161,27 @@ def test_score_works_inside_a_running_event_loop_and_ascore_is_awaitable(fake_se
 
     from_sync, from_async = asyncio.run(caller())
     assert from_sync[0].score == 1.0 and from_async[0].score == 0.0
+
+
+def test_fake_server_runs_as_a_program_with_stats_endpoints(make_judge) -> None:
+    import json
+    import subprocess
+    import sys
+    import urllib.request
+
+    command = [sys.executable, "-m", "grit_exp.judge.fake_server", "--latency-ms", "1"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        base_url = process.stdout.readline().strip()
+        assert base_url.startswith("http://127.0.0.1:") and base_url.endswith("/v1")
+        judge = make_judge(base_url=base_url)
+        assert [r.score for r in judge.score(requests_for(("3", "3"), ("3", "4")))] == [1.0, 0.0]
+        stats_url = base_url.removesuffix("/v1") + "/fake/stats"
+        with urllib.request.urlopen(stats_url, timeout=5) as response:
+            assert json.load(response)["requests"] == 2
+        reset = urllib.request.Request(base_url.removesuffix("/v1") + "/fake/reset", data=b"", method="POST")
+        with urllib.request.urlopen(reset, timeout=5) as response:
+            assert json.load(response)["requests"] == 0
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -28,22 +28,33 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         description="Download the GRIT_data annotation files (JSONL) from the Hugging Face hub. "
         "Images are fetched separately, as GRIT_data/README.md describes.",
     )
-    parser.add_argument("--root", required=True, type=Path, help="destination folder (becomes paths.data_root)")
-    parser.add_argument("--repo-id", default=DEFAULT_REPO_ID, help=f"dataset repository (default {DEFAULT_REPO_ID})")
+    parser.add_argument(
+        "--root", required=True, type=Path, help="destination folder (becomes paths.data_root)"
+    )
+    parser.add_argument(
+        "--repo-id", default=DEFAULT_REPO_ID, help=f"dataset repository (default {DEFAULT_REPO_ID})"
+    )
     parser.add_argument("--revision", default=None, help="a branch, tag or commit of the dataset repository")
-    parser.add_argument("--include", action="append", default=None, metavar="PATTERN",
-                        help="only files matching this glob (repeatable), e.g. --include '*.jsonl'")
+    parser.add_argument(
+        "--include",
+        action="append",
+        default=None,
+        metavar="PATTERN",
+        help="only files matching this glob (repeatable), e.g. --include '*.jsonl'",
+    )
     return parser.parse_args(argv)
 
 
-def download(root: Path, repo_id: str = DEFAULT_REPO_ID, revision: str | None = None,
-             include: list[str] | None = None) -> Path:
+def download(
+    root: Path, repo_id: str = DEFAULT_REPO_ID, revision: str | None = None, include: list[str] | None = None
+) -> Path:
     """Snapshot the dataset repository into `root`; return `root`."""
     from huggingface_hub import snapshot_download  # imported here: only this command needs the hub
 
     root.mkdir(parents=True, exist_ok=True)
-    snapshot_download(repo_id=repo_id, repo_type="dataset", revision=revision, local_dir=str(root),
-                      allow_patterns=include)
+    snapshot_download(
+        repo_id=repo_id, repo_type="dataset", revision=revision, local_dir=str(root), allow_patterns=include
+    )
     logger.info("downloaded %s into %s; now fetch the images as %s/README.md says", repo_id, root, root)
     return root
 

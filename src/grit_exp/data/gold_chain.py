@@ -62,8 +62,10 @@ def _internvl_think(boxes: list[list[int]], labels: list[str], include_labels: b
             groups[-1][1].append(box)
         else:
             groups.append((label, [box]))
-    return " ".join(f"<ref>{label}</ref><box>[" + ", ".join(_int_list(b) for b in group) + "]</box>"
-                    for label, group in groups)
+    return " ".join(
+        f"<ref>{label}</ref><box>[" + ", ".join(_int_list(b) for b in group) + "]</box>"
+        for label, group in groups
+    )
 
 
 def format_gold_chain(row: GritRow, geometry: ImageGeometry, *, include_labels: bool | None = None) -> str:
@@ -72,11 +74,15 @@ def format_gold_chain(row: GritRow, geometry: ImageGeometry, *, include_labels: 
     Raises ValueError when the row has no gold chain or the geometry is for another image size.
     """
     if row.gold is None:
-        raise ValueError(f"row {row.source or row.question!r} has no gold chain (only synthetic rows carry "
-                         "one); build one explicitly with gold_from_boxes(row) if a generic chain will do")
+        raise ValueError(
+            f"row {row.source or row.question!r} has no gold chain (only synthetic rows carry "
+            "one); build one explicitly with gold_from_boxes(row) if a generic chain will do"
+        )
     if (geometry.orig_width, geometry.orig_height) != (row.width, row.height):
-        raise ValueError(f"geometry is for a {geometry.orig_width} x {geometry.orig_height} image but row "
-                         f"{row.source or row.question!r} is {row.width} x {row.height}")
+        raise ValueError(
+            f"geometry is for a {geometry.orig_width} x {geometry.orig_height} image but row "
+            f"{row.source or row.question!r} is {row.width} x {row.height}"
+        )
     return render_chain(row.gold, geometry, include_labels=include_labels)
 
 

@@ -28,7 +28,9 @@ def build_user_text(question: str, prompt_cfg: Any, family: str) -> str:
     overrides = _get(prompt_cfg, "family_overrides") or {}
     unknown = [name for name in overrides if name not in MODEL_FAMILIES]
     if unknown:
-        raise ValueError(f"prompt.family_overrides has unknown families {unknown}; valid: {', '.join(MODEL_FAMILIES)}")
+        raise ValueError(
+            f"prompt.family_overrides has unknown families {unknown}; valid: {', '.join(MODEL_FAMILIES)}"
+        )
     suffix = _get(prompt_cfg, "suffix")
     example = _get(prompt_cfg, "example")
     override = overrides.get(family)

@@ -67,17 +67,17 @@ def _attr(obj: Any, key: str, default: Any = None) -> Any:
     return getattr(obj, key, default)
 
 
-def _read_file(
-    file_cfg: Any, *, on_error: str, default_split: str, skipped: SkipReport
-) -> list[GritRow]:
+def _read_file(file_cfg: Any, *, on_error: str, default_split: str, skipped: SkipReport) -> list[GritRow]:
     path = _attr(file_cfg, "path")
     image_root = _attr(file_cfg, "image_root")
     if not path or image_root is None:
         raise DataError(f"a data file entry needs `path` and `image_root`; got {file_cfg!r}", reason="config")
     file_path = Path(str(path)).expanduser()
     if not file_path.is_file():
-        raise DataError(f"data file {file_path} does not exist (check the dataset config's `path` and "
-                        "paths.data_root)", reason="missing_file")
+        raise DataError(
+            f"data file {file_path} does not exist (check the dataset config's `path` and paths.data_root)",
+            reason="missing_file",
+        )
     rows: list[GritRow] = []
     with file_path.open(encoding="utf-8") as handle:
         for line_number, line in enumerate(handle, start=1):
@@ -88,9 +88,15 @@ def _read_file(
                 try:
                     obj = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise DataError(f"malformed JSON ({exc.msg} at column {exc.colno}); each line must be one "
-                                    "JSON object", reason="malformed_json", location=location) from exc
-                rows.append(parse_row(obj, image_root=image_root, location=location, default_split=default_split))
+                    raise DataError(
+                        f"malformed JSON ({exc.msg} at column {exc.colno}); each line must be one "
+                        "JSON object",
+                        reason="malformed_json",
+                        location=location,
+                    ) from exc
+                rows.append(
+                    parse_row(obj, image_root=image_root, location=location, default_split=default_split)
+                )
             except DataError as exc:
                 if on_error == "raise":
                     raise
@@ -100,8 +106,14 @@ def _read_file(
     return rows
 
 
-def subset_rows(rows: list[GritRow], num_samples: int, seed: int, *, key: str = "dataset.num_samples",
-                allow_fewer: bool = False) -> list[GritRow]:
+def subset_rows(
+    rows: list[GritRow],
+    num_samples: int,
+    seed: int,
+    *,
+    key: str = "dataset.num_samples",
+    allow_fewer: bool = False,
+) -> list[GritRow]:
     """A deterministic seed-controlled subset of `num_samples` rows, kept in file order.
 
     More requested than available raises `DataError` naming `key` and the available count, unless
@@ -112,8 +124,11 @@ def subset_rows(rows: list[GritRow], num_samples: int, seed: int, *, key: str = 
     if num_samples > len(rows):
         if allow_fewer:
             return list(rows)
-        raise DataError(f"{key}={num_samples} but only {len(rows)} rows are available; choose "
-                        f"{key} <= {len(rows)} or null for all rows", reason="config")
+        raise DataError(
+            f"{key}={num_samples} but only {len(rows)} rows are available; choose "
+            f"{key} <= {len(rows)} or null for all rows",
+            reason="config",
+        )
     chosen = sorted(random.Random(seed).sample(range(len(rows)), num_samples))
     return [rows[i] for i in chosen]
 
@@ -134,14 +149,20 @@ def load_rows(
     `subset_rows`). Rows without a ``split`` field get `default_split`.
     """
     if on_error not in ON_ERROR_CHOICES:
-        raise DataError(f"dataset.on_error={on_error!r} is not valid; choose one of 'raise', 'skip'", reason="config")
+        raise DataError(
+            f"dataset.on_error={on_error!r} is not valid; choose one of 'raise', 'skip'", reason="config"
+        )
     skipped = SkipReport(counts=Counter(), locations=defaultdict(list))
     rows: list[GritRow] = []
     for file_cfg in files:
         rows.extend(_read_file(file_cfg, on_error=on_error, default_split=default_split, skipped=skipped))
     if skipped.total:
-        logger.warning("skipped %d bad row(s) of %d (dataset.on_error=skip): %s",
-                       skipped.total, skipped.total + len(rows), skipped.summary())
+        logger.warning(
+            "skipped %d bad row(s) of %d (dataset.on_error=skip): %s",
+            skipped.total,
+            skipped.total + len(rows),
+            skipped.summary(),
+        )
     if num_samples is not None:
         rows = subset_rows(rows, num_samples, seed, key=num_samples_key, allow_fewer=allow_fewer)
     return rows
@@ -170,20 +191,38 @@ def load_dataset_splits(dataset_cfg: Any, seed: int) -> tuple[list[GritRow], dic
         train_files.insert(0, DataFile(str(paths.train_jsonl), str(paths.image_root), "synthetic_train"))
         eval_files.insert(0, DataFile(str(paths.val_jsonl), str(paths.image_root), "synthetic_val"))
     if not train_files:
-        raise DataError("dataset.train is empty and dataset.synthetic.enabled is false: no training data",
-                        reason="config")
+        raise DataError(
+            "dataset.train is empty and dataset.synthetic.enabled is false: no training data", reason="config"
+        )
     on_error = _attr(dataset_cfg, "on_error", "raise")
-    train = load_rows(train_files, on_error=on_error, num_samples=_attr(dataset_cfg, "num_samples"), seed=seed,
-                      default_split="train", num_samples_key="dataset.num_samples")
+    train = load_rows(
+        train_files,
+        on_error=on_error,
+        num_samples=_attr(dataset_cfg, "num_samples"),
+        seed=seed,
+        default_split="train",
+        num_samples_key="dataset.num_samples",
+    )
     eval_sets: dict[str, list[GritRow]] = {}
     for file_cfg in eval_files:
         name = _eval_set_name(file_cfg)
         if name in eval_sets:
-            raise DataError(f"two dataset.eval entries are both named {name!r}; give them distinct `name`s",
-                            reason="config")
-        eval_sets[name] = load_rows([file_cfg], on_error=on_error, num_samples=_attr(dataset_cfg, "eval_num_samples"),
-                                    seed=seed, default_split="val", num_samples_key="dataset.eval_num_samples",
-                                    allow_fewer=True)
-    logger.info("data: %d training rows; eval sets %s", len(train),
-                ", ".join(f"{name} ({len(rows)})" for name, rows in eval_sets.items()) or "none")
+            raise DataError(
+                f"two dataset.eval entries are both named {name!r}; give them distinct `name`s",
+                reason="config",
+            )
+        eval_sets[name] = load_rows(
+            [file_cfg],
+            on_error=on_error,
+            num_samples=_attr(dataset_cfg, "eval_num_samples"),
+            seed=seed,
+            default_split="val",
+            num_samples_key="dataset.eval_num_samples",
+            allow_fewer=True,
+        )
+    logger.info(
+        "data: %d training rows; eval sets %s",
+        len(train),
+        ", ".join(f"{name} ({len(rows)})" for name, rows in eval_sets.items()) or "none",
+    )
     return train, eval_sets

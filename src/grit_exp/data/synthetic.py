@@ -56,11 +56,15 @@ class SyntheticParams:
             if getattr(self, key) < 1:
                 raise DataError(f"dataset.synthetic.{key}={getattr(self, key)} must be >= 1", reason="config")
         if self.image_size < 48:
-            raise DataError(f"dataset.synthetic.image_size={self.image_size} must be >= 48 pixels", reason="config")
+            raise DataError(
+                f"dataset.synthetic.image_size={self.image_size} must be >= 48 pixels", reason="config"
+            )
         if not 0 <= self.max_count <= 9:
             raise DataError(f"dataset.synthetic.max_count={self.max_count} must be in 0..9", reason="config")
         if self.max_distractors < 1:
-            raise DataError(f"dataset.synthetic.max_distractors={self.max_distractors} must be >= 1", reason="config")
+            raise DataError(
+                f"dataset.synthetic.max_distractors={self.max_distractors} must be >= 1", reason="config"
+            )
         kind_schedule(1, self.kind_weights, 0, "check")  # raises ValueError on bad weights
 
     @classmethod
@@ -76,10 +80,16 @@ class SyntheticParams:
         return cls(**values)
 
     def scene(self) -> SceneParams:
-        return SceneParams(image_size=self.image_size, max_count=self.max_count, max_distractors=self.max_distractors)
+        return SceneParams(
+            image_size=self.image_size, max_count=self.max_count, max_distractors=self.max_distractors
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"generator_version": GENERATOR_VERSION, **asdict(self), "kind_weights": list(self.kind_weights)}
+        return {
+            "generator_version": GENERATOR_VERSION,
+            **asdict(self),
+            "kind_weights": list(self.kind_weights),
+        }
 
     def fingerprint(self) -> str:
         blob = json.dumps(self.to_dict(), sort_keys=True).encode()
@@ -142,8 +152,11 @@ def generate_synthetic(params: SyntheticParams, out_dir: str | Path) -> Syntheti
     if final.is_dir():
         missing = [name for name in _FILES if not (final / name).is_file()]
         if missing:
-            raise DataError(f"synthetic set {final} lacks {', '.join(missing)}: it was not written by this "
-                            "generator or was modified; delete the folder to regenerate it", reason="incomplete_set")
+            raise DataError(
+                f"synthetic set {final} lacks {', '.join(missing)}: it was not written by this "
+                "generator or was modified; delete the folder to regenerate it",
+                reason="incomplete_set",
+            )
         return _paths(final)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -159,8 +172,14 @@ def generate_synthetic(params: SyntheticParams, out_dir: str | Path) -> Syntheti
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    logger.info("generated the synthetic set %s (%d train + %d val rows, %s) in %.1f s", final, params.num_train,
-                params.num_val, "/".join(KINDS), time.perf_counter() - started)
+    logger.info(
+        "generated the synthetic set %s (%d train + %d val rows, %s) in %.1f s",
+        final,
+        params.num_train,
+        params.num_val,
+        "/".join(KINDS),
+        time.perf_counter() - started,
+    )
     return _paths(final)
 
 

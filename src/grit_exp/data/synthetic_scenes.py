@@ -22,7 +22,11 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
-COLORS: dict[str, tuple[int, int, int]] = {"red": (220, 40, 40), "green": (30, 160, 60), "blue": (40, 80, 220)}
+COLORS: dict[str, tuple[int, int, int]] = {
+    "red": (220, 40, 40),
+    "green": (30, 160, 60),
+    "blue": (40, 80, 220),
+}
 SHAPES = ("square", "circle", "triangle")
 BACKGROUND = (240, 240, 235)
 KINDS = ("synth_count", "synth_spatial", "synth_ovd")
@@ -101,8 +105,10 @@ def _place(rng: random.Random, sizes: list[int], image_size: int) -> list[tuple[
         for _ in range(200):
             x = rng.randint(1, image_size - size - 1)
             y = rng.randint(1, image_size - size - 1)
-            if all(x + size + GAP <= px or px + psize + GAP <= x or y + size + GAP <= py or py + psize + GAP <= y
-                   for px, py, psize in placed):
+            if all(
+                x + size + GAP <= px or px + psize + GAP <= x or y + size + GAP <= py or py + psize + GAP <= y
+                for px, py, psize in placed
+            ):
                 placed.append((x, y, size))
                 break
         else:
@@ -110,7 +116,9 @@ def _place(rng: random.Random, sizes: list[int], image_size: int) -> list[tuple[
     return [(x, y) for x, y, _ in placed]
 
 
-def render_scene(rng: random.Random, combos: list[tuple[str, str]], params: SceneParams) -> tuple[Image.Image, list[Shape]]:
+def render_scene(
+    rng: random.Random, combos: list[tuple[str, str]], params: SceneParams
+) -> tuple[Image.Image, list[Shape]]:
     """Draw the given (colour, shape) list at random non-overlapping places; return the image and tight boxes."""
     size = params.image_size
     for _ in range(100):
@@ -119,8 +127,10 @@ def render_scene(rng: random.Random, combos: list[tuple[str, str]], params: Scen
         if corners is not None:
             break
     else:
-        raise ValueError(f"cannot place {len(combos)} shapes without overlap in a {size} px image; "
-                         "use a larger image_size or smaller max_count / max_distractors")
+        raise ValueError(
+            f"cannot place {len(combos)} shapes without overlap in a {size} px image; "
+            "use a larger image_size or smaller max_count / max_distractors"
+        )
     image = Image.new("RGB", (size, size), BACKGROUND)
     draw = ImageDraw.Draw(image)
     shapes = []
@@ -157,8 +167,12 @@ def _count_example(rng: random.Random, params: SceneParams) -> _Built:
         "question": f"How many {color} {plural(shape)} are there?",
         "answer": str(count),
         "bboxs": [s.box for s in counted],
-        "gold": {"boxes": [s.box for s in counted], "labels": [s.label for s in counted],
-                 "rethink": rethink, "answer": str(count)},
+        "gold": {
+            "boxes": [s.box for s in counted],
+            "labels": [s.label for s in counted],
+            "rethink": rethink,
+            "answer": str(count),
+        },
     }
     return row, image, shapes
 
@@ -186,9 +200,12 @@ def _spatial_example(rng: random.Random, params: SceneParams) -> _Built:
         "question": f"Is the {a.label} {relation} the {b.label}?",
         "answer": "yes" if holds else "no",
         "bboxs": [a.box, b.box],
-        "gold": {"boxes": [a.box, b.box], "labels": [a.label, b.label],
-                 "rethink": f"The {a.label} is {'' if holds else 'not '}{relation} the {b.label}.",
-                 "answer": "yes" if holds else "no"},
+        "gold": {
+            "boxes": [a.box, b.box],
+            "labels": [a.label, b.label],
+            "rethink": f"The {a.label} is {'' if holds else 'not '}{relation} the {b.label}.",
+            "answer": "yes" if holds else "no",
+        },
     }
     return row, image, shapes
 
@@ -205,8 +222,12 @@ def _ovd_example(rng: random.Random, params: SceneParams) -> _Built:
         "question": f"Where is the {found.label}?",
         "answer": answer,
         "bboxs": [found.box],
-        "gold": {"boxes": [found.box], "labels": [found.label], "rethink": f"I found the {found.label}.",
-                 "answer": answer},
+        "gold": {
+            "boxes": [found.box],
+            "labels": [found.label],
+            "rethink": f"I found the {found.label}.",
+            "answer": answer,
+        },
     }
     return row, image, shapes
 
@@ -236,8 +257,10 @@ def make_example(seed: int, split: str, index: int, kind: str, params: ScenePara
 def kind_schedule(num_rows: int, weights: tuple[float, ...], seed: int, split: str) -> list[str]:
     """Exactly proportional question kinds (largest remainder), in a seeded shuffled order."""
     if len(weights) != len(KINDS) or any(w < 0 for w in weights) or sum(weights) <= 0:
-        raise ValueError(f"kind_weights={list(weights)} must be {len(KINDS)} non-negative numbers "
-                         f"(for {', '.join(KINDS)}) with a positive sum")
+        raise ValueError(
+            f"kind_weights={list(weights)} must be {len(KINDS)} non-negative numbers "
+            f"(for {', '.join(KINDS)}) with a positive sum"
+        )
     total = sum(weights)
     exact = [num_rows * w / total for w in weights]
     counts = [int(e) for e in exact]

@@ -17,15 +17,29 @@ from grit_exp.data.synthetic import SyntheticParams, synthetic_rows
 from grit_exp.data.synthetic_scenes import COLORS, RELATIONS, SHAPES, plural
 from grit_exp.grounding.frames import ImageGeometry
 
-STRUCTURE_TAGS = ("<think>", "</think>", "<rethink>", "</rethink>", "<answer>", "</answer>",
-                  "<ref>", "</ref>", "<box>", "</box>", '"bbox_2d"', '"label"')
+STRUCTURE_TAGS = (
+    "<think>",
+    "</think>",
+    "<rethink>",
+    "</rethink>",
+    "<answer>",
+    "</answer>",
+    "<ref>",
+    "</ref>",
+    "<box>",
+    "</box>",
+    '"bbox_2d"',
+    '"label"',
+)
 
 
 def _question_templates() -> list[str]:
     labels = [f"{color} {shape}" for color in COLORS for shape in SHAPES]
     out = [f"How many {color} {plural(shape)} are there?" for color in COLORS for shape in SHAPES]
     out += [f"Where is the {label}?" for label in labels]
-    out += [f"Is the {a} {relation} the {b}?" for a in labels[:3] for b in labels[-3:] for relation in RELATIONS]
+    out += [
+        f"Is the {a} {relation} the {b}?" for a in labels[:3] for b in labels[-3:] for relation in RELATIONS
+    ]
     return out
 
 

@@ -25,7 +25,9 @@ from grit_exp.data.schema import Box, GoldChain, GritRow
 REQUIRED_FIELDS = ("question", "answer", "image", "width", "height", "bboxs", "dataset")
 KNOWN_FIELDS = (*REQUIRED_FIELDS, "split", "key_words", "gold")
 
-_BOX_HELP = "a box is a list of four numbers [x1, y1, x2, y2] in original-image pixels with x1 <= x2 and y1 <= y2"
+_BOX_HELP = (
+    "a box is a list of four numbers [x1, y1, x2, y2] in original-image pixels with x1 <= x2 and y1 <= y2"
+)
 
 # path -> ((mtime_ns, size), (width, height)); header reads only
 _IMAGE_SIZE_CACHE: dict[str, tuple[tuple[int, int], tuple[int, int]]] = {}
@@ -41,7 +43,9 @@ def parse_box(value: Any, *, what: str, location: str = "") -> Box:
         raise DataError(f"{what} is {value!r}; {_BOX_HELP}", reason="bad_box", location=location)
     x1, y1, x2, y2 = value
     if x1 > x2 or y1 > y2:
-        raise DataError(f"{what} is {list(value)!r}: x1 > x2 or y1 > y2; {_BOX_HELP}", reason="bad_box", location=location)
+        raise DataError(
+            f"{what} is {list(value)!r}: x1 > x2 or y1 > y2; {_BOX_HELP}", reason="bad_box", location=location
+        )
     return list(value)
 
 
@@ -82,8 +86,11 @@ def _require_str(obj: dict[str, Any], key: str, location: str, *, allow_int: boo
         return str(value)
     if not isinstance(value, str):
         valid = "a string (or an integer)" if allow_int else "a string"
-        raise DataError(f"field {key!r} is {value!r} ({type(value).__name__}); expected {valid}",
-                        reason="wrong_type", location=location)
+        raise DataError(
+            f"field {key!r} is {value!r} ({type(value).__name__}); expected {valid}",
+            reason="wrong_type",
+            location=location,
+        )
     return value
 
 
@@ -91,38 +98,58 @@ def _require_size(obj: dict[str, Any], key: str, location: str) -> int:
     value = obj[key]
     if _is_number(value) and float(value).is_integer() and value > 0:
         return int(value)
-    raise DataError(f"field {key!r} is {value!r}; expected a positive integer number of pixels",
-                    reason="wrong_type", location=location)
+    raise DataError(
+        f"field {key!r} is {value!r}; expected a positive integer number of pixels",
+        reason="wrong_type",
+        location=location,
+    )
 
 
 def parse_gold(value: Any, location: str) -> GoldChain:
     """Validate the optional ``gold`` object: {"boxes": [...], "labels": [...], "rethink": str, "answer": str}."""
-    help_text = 'expected {"boxes": [[x1, y1, x2, y2], ...], "labels": [str, ...] (one per box, or []), "rethink": str, "answer": str}'
+    help_text = (
+        'expected {"boxes": [[x1, y1, x2, y2], ...], "labels": [str, ...] (one per box, or []), '
+        '"rethink": str, "answer": str}'
+    )
     if not isinstance(value, dict) or set(value) != {"boxes", "labels", "rethink", "answer"}:
         raise DataError(f"field 'gold' is {value!r}; {help_text}", reason="bad_gold", location=location)
     boxes_value, labels = value["boxes"], value["labels"]
     if not isinstance(boxes_value, list):
         raise DataError(f"gold.boxes is {boxes_value!r}; {help_text}", reason="bad_gold", location=location)
     boxes = [parse_box(b, what=f"gold.boxes[{i}]", location=location) for i, b in enumerate(boxes_value)]
-    if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels) or (
-        labels and len(labels) != len(boxes)
+    if (
+        not isinstance(labels, list)
+        or not all(isinstance(label, str) for label in labels)
+        or (labels and len(labels) != len(boxes))
     ):
-        raise DataError(f"gold.labels is {labels!r} for {len(boxes)} boxes; {help_text}",
-                        reason="bad_gold", location=location)
+        raise DataError(
+            f"gold.labels is {labels!r} for {len(boxes)} boxes; {help_text}",
+            reason="bad_gold",
+            location=location,
+        )
     if not isinstance(value["rethink"], str) or not isinstance(value["answer"], str):
-        raise DataError(f"gold.rethink / gold.answer must be strings; {help_text}", reason="bad_gold", location=location)
+        raise DataError(
+            f"gold.rethink / gold.answer must be strings; {help_text}", reason="bad_gold", location=location
+        )
     return GoldChain(boxes=boxes, labels=list(labels), rethink=value["rethink"], answer=value["answer"])
 
 
 def parse_row(obj: Any, *, image_root: str | Path, location: str, default_split: str = "train") -> GritRow:
     """Validate one decoded JSON object of a GRIT_data file; raise `DataError` naming `location`."""
     if not isinstance(obj, dict):
-        raise DataError(f"expected a JSON object per line, got {type(obj).__name__}", reason="not_an_object",
-                        location=location)
+        raise DataError(
+            f"expected a JSON object per line, got {type(obj).__name__}",
+            reason="not_an_object",
+            location=location,
+        )
     missing = [key for key in REQUIRED_FIELDS if key not in obj]
     if missing:
-        raise DataError(f"missing required field(s) {', '.join(map(repr, missing))}; every row needs "
-                        f"{', '.join(REQUIRED_FIELDS)}", reason="missing_field", location=location)
+        raise DataError(
+            f"missing required field(s) {', '.join(map(repr, missing))}; every row needs "
+            f"{', '.join(REQUIRED_FIELDS)}",
+            reason="missing_field",
+            location=location,
+        )
     question = _require_str(obj, "question", location)
     if not question.strip():
         raise DataError("field 'question' is empty", reason="wrong_type", location=location)
@@ -134,24 +161,35 @@ def parse_row(obj: Any, *, image_root: str | Path, location: str, default_split:
     split = _require_str(obj, "split", location) if "split" in obj else default_split
 
     if not isinstance(obj["bboxs"], list):
-        raise DataError(f"field 'bboxs' is {obj['bboxs']!r}; expected a list of boxes ({_BOX_HELP})",
-                        reason="bad_box", location=location)
+        raise DataError(
+            f"field 'bboxs' is {obj['bboxs']!r}; expected a list of boxes ({_BOX_HELP})",
+            reason="bad_box",
+            location=location,
+        )
     bboxs = [parse_box(b, what=f"bboxs[{i}]", location=location) for i, b in enumerate(obj["bboxs"])]
     answer_box = parse_box_string(answer, location=location)
     gold = parse_gold(obj["gold"], location) if "gold" in obj else None
 
     image_path = os.path.abspath(os.path.join(os.path.expanduser(str(image_root)), image_rel))
     if not os.path.isfile(image_path):
-        raise DataError(f"image {image_rel!r} not found at {image_path} (image_root={str(image_root)!r})",
-                        reason="missing_image", location=location)
+        raise DataError(
+            f"image {image_rel!r} not found at {image_path} (image_root={str(image_root)!r})",
+            reason="missing_image",
+            location=location,
+        )
     try:
         actual = image_size(image_path)
     except (OSError, UnidentifiedImageError) as exc:
-        raise DataError(f"image {image_path} is not a readable image: {exc}", reason="unreadable_image",
-                        location=location) from exc
+        raise DataError(
+            f"image {image_path} is not a readable image: {exc}", reason="unreadable_image", location=location
+        ) from exc
     if actual != (width, height):
-        raise DataError(f"width x height = {width} x {height} disagrees with the image {image_path}, which is "
-                        f"{actual[0]} x {actual[1]} pixels", reason="size_mismatch", location=location)
+        raise DataError(
+            f"width x height = {width} x {height} disagrees with the image {image_path}, which is "
+            f"{actual[0]} x {actual[1]} pixels",
+            reason="size_mismatch",
+            location=location,
+        )
 
     return GritRow(
         question=question,

@@ -22,7 +22,7 @@ The metrics treat a degenerate box as the empty set. Coordinates are floats; a n
 a float becomes ``inf`` (the metrics helpers skip such boxes).
 
 All regexes are linear-time on adversarial input (no nested quantifiers; context lookups use bounded
-windows), so a 100k-character completion parses in milliseconds.
+windows), so a 100k-character completion parses in well under a second.
 
 Left out: coordinate frames (`frames.py`) and IoU (`metrics.py`).
 """
@@ -46,7 +46,9 @@ _SECTION_TAG = re.compile(r"<(/?)(think|rethink|answer)>")
 _BOX_TAG = re.compile(r"<(/?)box>")
 _BBOX2D_BEFORE = re.compile(r"[\"']bbox_2d[\"']\s*:\s*$")
 _LABEL_AFTER = re.compile(r"\s*,\s*[\"']label[\"']\s*:\s*[\"']([^\"'\n]{0,200})[\"']")
-_LABEL_BEFORE = re.compile(r"[\"']label[\"']\s*:\s*[\"']([^\"'\n]{0,200})[\"']\s*,\s*[\"']bbox_2d[\"']\s*:\s*$")
+_LABEL_BEFORE = re.compile(
+    r"[\"']label[\"']\s*:\s*[\"']([^\"'\n]{0,200})[\"']\s*,\s*[\"']bbox_2d[\"']\s*:\s*$"
+)
 _REF_BEFORE = re.compile(r"<ref>([^<]{0,200})</ref>\s*$")
 _WINDOW = 300  # characters looked at before a box for its key / label context
 

@@ -63,7 +63,12 @@ def _check_box(box: Sequence[float]) -> tuple[float, float, float, float]:
 
 def _clip(box: list[float], width: float, height: float) -> list[float]:
     x1, y1, x2, y2 = box
-    return [min(max(x1, 0.0), width), min(max(y1, 0.0), height), min(max(x2, 0.0), width), min(max(y2, 0.0), height)]
+    return [
+        min(max(x1, 0.0), width),
+        min(max(y1, 0.0), height),
+        min(max(x2, 0.0), width),
+        min(max(y2, 0.0), height),
+    ]
 
 
 def _positive_int(name: str, value: Any) -> None:
@@ -125,7 +130,11 @@ class ImageGeometry:
     ) -> ImageGeometry:
         """By recomputing Qwen's smart resize from the processor's pixel limits."""
         height, width = qwen_smart_resize(
-            orig_height, orig_width, factor=patch_size * merge_size, min_pixels=min_pixels, max_pixels=max_pixels
+            orig_height,
+            orig_width,
+            factor=patch_size * merge_size,
+            min_pixels=min_pixels,
+            max_pixels=max_pixels,
         )
         return cls("qwen2_5_vl", orig_width, orig_height, width, height)
 
@@ -172,7 +181,12 @@ class ImageGeometry:
         if self.family == "qwen2_5_vl":
             return [x1, y1, x2, y2]
         w, h = self.orig_width, self.orig_height
-        scaled = [x1 / INTERNVL_SCALE * w, y1 / INTERNVL_SCALE * h, x2 / INTERNVL_SCALE * w, y2 / INTERNVL_SCALE * h]
+        scaled = [
+            x1 / INTERNVL_SCALE * w,
+            y1 / INTERNVL_SCALE * h,
+            x2 / INTERNVL_SCALE * w,
+            y2 / INTERNVL_SCALE * h,
+        ]
         return [float(int(v)) if math.isfinite(v) else v for v in scaled]
 
     # ----------------------------------------------------------------------------- serialisation
@@ -191,7 +205,9 @@ class ImageGeometry:
         known = {"family", "orig_width", "orig_height", "input_width", "input_height"}
         unknown = set(d) - known
         if unknown:
-            raise ValueError(f"ImageGeometry.from_dict: unknown keys {sorted(unknown)}; valid keys: {sorted(known)}")
+            raise ValueError(
+                f"ImageGeometry.from_dict: unknown keys {sorted(unknown)}; valid keys: {sorted(known)}"
+            )
         missing = {"family", "orig_width", "orig_height"} - set(d)
         if missing:
             raise ValueError(f"ImageGeometry.from_dict: missing keys {sorted(missing)} in {d!r}")

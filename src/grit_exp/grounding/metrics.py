@@ -44,7 +44,9 @@ def _checked(boxes: Sequence[Box], name: str) -> list[tuple[float, float, float,
     return out
 
 
-def _rescaled(*box_lists: list[tuple[float, float, float, float]]) -> list[list[tuple[float, float, float, float]]]:
+def _rescaled(
+    *box_lists: list[tuple[float, float, float, float]],
+) -> list[list[tuple[float, float, float, float]]]:
     """The boxes multiplied by one power of two (exact) so that no coordinate exceeds 1, when needed."""
     biggest = max((abs(v) for boxes in box_lists for box in boxes for v in box), default=0.0)
     if biggest <= _RESCALE_ABOVE:

@@ -81,7 +81,9 @@ class JudgeCache:
                 "SELECT prompt_sha256, prompt, score, raw FROM verdicts "
                 f"WHERE model = ? AND prompt_sha256 IN ({placeholders})"
             )
-            rows = self._with_lock_retries(lambda q=query, c=chunk: self._connection.execute(q, [model, *c]).fetchall())
+            rows = self._with_lock_retries(
+                lambda q=query, c=chunk: self._connection.execute(q, [model, *c]).fetchall()
+            )
             for digest, prompt, value, raw in rows:
                 if by_digest[digest] == prompt:  # guard against a (practically impossible) hash collision
                     found[prompt] = (value, raw)
@@ -96,7 +98,9 @@ class JudgeCache:
         )
 
     def __len__(self) -> int:
-        return self._with_lock_retries(lambda: self._connection.execute("SELECT COUNT(*) FROM verdicts").fetchone()[0])
+        return self._with_lock_retries(
+            lambda: self._connection.execute("SELECT COUNT(*) FROM verdicts").fetchone()[0]
+        )
 
     def close(self) -> None:
         with self._lock:

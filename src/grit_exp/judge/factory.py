@@ -33,7 +33,9 @@ API_TYPES = ("openai", "azure")
 def validate_judge_config(cfg: Any) -> None:
     """Raise ConfigError naming the judge.* key that makes no sense (never echoing a key's value)."""
     if cfg.kind not in JUDGE_KINDS:
-        raise ConfigError(f"judge.kind={cfg.kind!r} is not valid; choose one of {', '.join(map(repr, JUDGE_KINDS))}")
+        raise ConfigError(
+            f"judge.kind={cfg.kind!r} is not valid; choose one of {', '.join(map(repr, JUDGE_KINDS))}"
+        )
     if cfg.api_type not in API_TYPES:
         raise ConfigError(
             f"judge.api_type={cfg.api_type!r} is not valid; choose one of {', '.join(map(repr, API_TYPES))}"

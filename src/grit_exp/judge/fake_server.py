@@ -11,7 +11,10 @@ It reads the standard answer and the model's answer out of the GRIT judge prompt
 the rules judge, and replies `{score: 1}` or `{score: 0}` with a `usage` block (about 4 characters
 per token). Faults are deterministic: a global queue consumed by successive requests, and per-answer
 queues ("fail the first N requests for this answer"); see `Fault`. It counts requests, the most
-requests in flight at once, faults injected, and keeps a log of (time, answer, outcome).
+requests in flight at once, faults injected, and keeps a log of (time, answer, outcome); another
+process reads the counters at `GET /fake/stats` and resets them with `POST /fake/reset`.
+
+As a program (for dry runs): `python -m grit_exp.judge.fake_server --port 8000 --latency-ms 50`.
 
 Left out: streaming, tools, other endpoints, real tokenisation.
 """
@@ -48,7 +51,8 @@ class FaultKind(Enum):
     DROP = "drop"  # close the connection without a response
     MALFORMED = "malformed"  # HTTP 200 whose content carries no parseable score
     OUT_OF_RANGE = "out_of_range"  # HTTP 200 with "{score: 8}" (outside [0, 1])
-    GARBAGE = "garbage"  # HTTP 200 whose body is not JSON
+    GARBAGE = "garbage"  # HTTP 200, Content-Type JSON, body not JSON
+    HTML_PAGE = "html_page"  # HTTP 200 with an HTML page (what a misconfigured proxy returns)
 
 
 @dataclass(frozen=True)
@@ -97,7 +101,9 @@ class FakeJudgeServer:
     ) -> None:
         self.latency_s = latency_s
         self.expected_api_key = expected_api_key
-        self.score_fn = score_fn or (lambda question, reference, prediction: judge_answer(reference, prediction)[0])
+        self.score_fn = score_fn or (
+            lambda question, reference, prediction: judge_answer(reference, prediction)[0]
+        )
         self._faults: deque[Fault] = deque(faults)
         self._faults_by_answer: dict[str, deque[Fault]] = {
             answer: deque(queue) for answer, queue in (faults_by_answer or {}).items()
@@ -110,10 +116,12 @@ class FakeJudgeServer:
 
     # -- lifecycle -------------------------------------------------------------------------------
 
-    def start(self) -> FakeJudgeServer:
-        self._httpd = _Server(("127.0.0.1", 0), _Handler)
+    def start(self, port: int = 0) -> FakeJudgeServer:
+        self._httpd = _Server(("127.0.0.1", port), _Handler)
         self._httpd.fake = self
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name="fake-judge", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, args=(0.05,), name="fake-judge", daemon=True
+        )
         self._thread.start()
         logger.info("fake judge server listening on %s", self.base_url)
         return self
@@ -160,6 +168,17 @@ class FakeJudgeServer:
         with self._lock:
             in_flight = self._counters.in_flight
             self._counters = _Counters(in_flight=in_flight)
+
+    def counters(self) -> dict[str, Any]:
+        """The counters as JSON-ready data (also served at `GET /fake/stats`)."""
+        with self._lock:
+            c = self._counters
+            return {
+                "requests": c.requests,
+                "max_in_flight": c.max_in_flight,
+                "faults_injected": dict(c.faults_injected),
+                "paths": dict(c.paths),
+            }
 
     @property
     def requests(self) -> int:
@@ -220,6 +239,7 @@ def _tokens(text: str) -> int:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, like a real server
+    disable_nagle_algorithm = True  # else header and body writes meet delayed ACKs: +40 ms a reply
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
@@ -236,11 +256,25 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _send_error_json(self, status: int, message: str, headers: Mapping[str, str] | None = None) -> None:
-        self._send_json(status, {"error": {"message": message, "type": "fake_judge_error", "code": str(status)}}, headers)
+        self._send_json(
+            status, {"error": {"message": message, "type": "fake_judge_error", "code": str(status)}}, headers
+        )
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        """`GET /fake/stats`: the counters, for a server running in another process."""
+        if urlsplit(self.path).path != "/fake/stats":
+            self._send_error_json(404, f"fake judge server: no route for GET {self.path}")
+            return
+        self._send_json(200, self.server.fake.counters())
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
         fake = self.server.fake
         path = urlsplit(self.path).path
+        if path == "/fake/reset":
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            fake.reset_counters()
+            self._send_json(200, fake.counters())
+            return
         started = fake._enter(path)
         prediction: str | None = None
         outcome = "ok"
@@ -251,7 +285,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_error_json(404, f"fake judge server: no route for {path}")
                 return
             if fake.expected_api_key is not None:
-                given = self.headers.get("api-key") or self.headers.get("Authorization", "").removeprefix("Bearer ")
+                given = self.headers.get("api-key") or self.headers.get("Authorization", "").removeprefix(
+                    "Bearer "
+                )
                 if given != fake.expected_api_key:
                     outcome = "unauthorized"
                     self._send_error_json(401, "fake judge server: wrong or missing API key")
@@ -265,7 +301,9 @@ class _Handler(BaseHTTPRequestHandler):
                 logger.debug("fake judge: bad request body: %s", error)
             if parts is None:
                 outcome = "bad_request"
-                self._send_error_json(400, "fake judge server: the last user message is not a GRIT judge prompt")
+                self._send_error_json(
+                    400, "fake judge server: the last user message is not a GRIT judge prompt"
+                )
                 return
             question, reference, prediction = parts
             fault = fake._next_fault(prediction)
@@ -291,7 +329,11 @@ class _Handler(BaseHTTPRequestHandler):
                 "created": int(time.time()),
                 "model": str(payload.get("model", "fake-judge")),
                 "choices": [
-                    {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": content},
+                        "finish_reason": "stop",
+                    }
                 ],
                 "usage": {
                     "prompt_tokens": prompt_tokens,
@@ -320,10 +362,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply({}, "", "The model's answer looks mostly right to me.")
         elif fault.kind is FaultKind.OUT_OF_RANGE:
             self._reply({}, "", "{score: 8}")
-        elif fault.kind is FaultKind.GARBAGE:
+        elif fault.kind in (FaultKind.GARBAGE, FaultKind.HTML_PAGE):
             body = b"<html><body>502 Bad Gateway (but sent as 200)</body></html>"
             self.send_response(200)
-            self.send_header("Content-Type", "application/json")
+            self.send_header(
+                "Content-Type", "application/json" if fault.kind is FaultKind.GARBAGE else "text/html"
+            )
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -340,3 +384,30 @@ def _user_text(messages: list[dict[str, Any]]) -> str:
                 return content
             return "".join(part.get("text", "") for part in content if part.get("type") == "text")
     raise KeyError("no user message")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """`python -m grit_exp.judge.fake_server --port 8000 --latency-ms 50`: serve until interrupted.
+
+    Point a dry run at it with `judge=openai judge.base_url=<printed URL> OPENAI_API_KEY=anything`.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(description="A local fake GRIT judge (Chat Completions) for dry runs.")
+    parser.add_argument("--port", type=int, default=0, help="0: any free port")
+    parser.add_argument("--latency-ms", type=float, default=0.0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    server = FakeJudgeServer(latency_s=args.latency_ms / 1000)
+    server.start(port=args.port)
+    print(server.base_url, flush=True)  # the one line a parent process reads (stdout)
+    try:
+        server._stopping.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -29,7 +29,16 @@ _UNITS = (
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
     "sixteen seventeen eighteen nineteen"
 ).split()
-_TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90}
+_TENS = {
+    "twenty": 20,
+    "thirty": 30,
+    "forty": 40,
+    "fifty": 50,
+    "sixty": 60,
+    "seventy": 70,
+    "eighty": 80,
+    "ninety": 90,
+}
 NUMBER_WORDS: dict[str, int] = {word: value for value, word in enumerate(_UNITS)} | _TENS | {"none": 0}
 
 _ARTICLES = {"a", "an", "the"}
@@ -43,6 +52,7 @@ _LETTER_PREDICTION = (
     re.compile(r"(?i:answer|option|choice)\s*(?i:is)?\s*:?\s*\(?([A-H])\b"),
     re.compile(r"\(([A-H])\)"),
 )
+_ANSWER_TAG = re.compile(r"</?answer>", re.IGNORECASE)
 _WORD = re.compile(r"[a-z]+(?:-[a-z]+)?|\d[\d,]*(?:\.\d+)?|\.\d+")
 
 
@@ -122,11 +132,15 @@ def _chosen_letter(prediction: str) -> str | None:
 
 
 def judge_answer(reference: str, prediction: str) -> tuple[float, str]:
-    """(score in {0, 1}, the rule that decided) for one answer."""
+    """(score in {0, 1}, the rule that decided) for one answer. Stray <answer>/</answer> tags in the
+    prediction (a caller that passed everything after <answer>) are ignored."""
+    prediction = _ANSWER_TAG.sub(" ", prediction)
     letter = _LETTER_REFERENCE.match(reference.strip())
     if letter:
         chosen = _chosen_letter(prediction)
-        return float(chosen == letter.group(1).upper()), f"choice: reference={letter.group(1).upper()} chosen={chosen}"
+        return float(
+            chosen == letter.group(1).upper()
+        ), f"choice: reference={letter.group(1).upper()} chosen={chosen}"
 
     ref_norm = normalize_text(reference)
     if ref_norm in _YES_NO:
@@ -138,7 +152,9 @@ def judge_answer(reference: str, prediction: str) -> tuple[float, str]:
     if ref_number is not None:
         said_number = _said_number(prediction)
         correct = said_number is not None and abs(said_number - ref_number) < 1e-6
-        return float(correct), f"number: reference={ref_number:g} said={'none' if said_number is None else f'{said_number:g}'}"
+        return float(
+            correct
+        ), f"number: reference={ref_number:g} said={'none' if said_number is None else f'{said_number:g}'}"
 
     pred_norm = normalize_text(prediction)
     if not ref_norm:

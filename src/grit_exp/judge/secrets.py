@@ -11,9 +11,10 @@ included, is refused:
   it exits with SystemExit because Hydra turns an Exception raised in a callback into a warning.
 - `check_api_key_setting` does the same check for `config.validate` and `build_judge`.
 - `redact` masks key-shaped strings and the values of the key variables; `RedactingFilter` applies
-  it to log records; `SecretStr` hides a key from repr/str.
+  it to log records; `scrub_secrets` to a resolved config before it is written (W&B config,
+  run_info.json); `SecretStr` hides a key from repr/str.
 
-Left out: secret managers, key files, W&B/sample writers (they call `redact` themselves).
+Left out: secret managers, key files; the writers themselves (they call `scrub_secrets` / `redact`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ SECRET_ENV_VARS = ("OPENAI_API_KEY", "AZURE_OPENAI_API_KEY")
 MASK = "***REDACTED***"
 ENV_INTERPOLATION = re.compile(r"^\$\{oc\.env:([A-Za-z_][A-Za-z0-9_]*)\}$")
 _SECRET_KEY_NAME = re.compile(r"api_?key|secret|password", re.IGNORECASE)
+_SECRET_ENV_NAME = re.compile(r"(API_?KEY|_KEY|TOKEN|SECRET|PASSWORD)$", re.IGNORECASE)
 _MIN_SECRET_LENGTH = 8  # shorter env values (e.g. "EMPTY" for a local server) are not masked
 _KEY_PATTERNS = (
     re.compile(r"\bsk-[A-Za-z0-9_\-]{16,}"),
@@ -79,7 +81,10 @@ def register_secret(value: str | None) -> None:
 
 
 def _known_secrets() -> set[str]:
+    """Registered secrets, the key variables, and any variable named like a credential (WANDB_API_KEY,
+    HF_TOKEN, ..._SECRET, ..._PASSWORD)."""
     values = {os.environ.get(name, "") for name in SECRET_ENV_VARS} | _registered_secrets
+    values |= {value for name, value in os.environ.items() if _SECRET_ENV_NAME.search(name)}
     return {value for value in values if len(value) >= _MIN_SECRET_LENGTH}
 
 
@@ -90,6 +95,23 @@ def redact(text: str) -> str:
     text = _KEY_PATTERNS[0].sub("sk-" + MASK, text)
     text = _KEY_PATTERNS[1].sub(lambda m: m.group(1) + MASK, text)
     return _KEY_PATTERNS[2].sub(lambda m: m.group(1) + MASK, text)
+
+
+def scrub_secrets(data: Any) -> Any:
+    """A copy of plain data (e.g. a config resolved with `OmegaConf.to_container(cfg, resolve=True)`)
+    with values of key-like names (api_key, *secret*, *password*) masked and `redact` applied to every
+    string. Resolving `${oc.env:VAR}` puts the key itself into the data: scrub before writing it to
+    W&B, run_info.json or sample dumps."""
+    if isinstance(data, dict):
+        return {
+            key: MASK if _SECRET_KEY_NAME.search(str(key)) and value is not None else scrub_secrets(value)
+            for key, value in data.items()
+        }
+    if isinstance(data, list | tuple):
+        return type(data)(scrub_secrets(value) for value in data)
+    if isinstance(data, str):
+        return redact(data)
+    return data
 
 
 class RedactingFilter(logging.Filter):
@@ -133,6 +155,7 @@ def check_api_key_setting(raw: object, where: str = "judge.api_key") -> str | No
     if isinstance(raw, str):
         match = ENV_INTERPOLATION.match(raw.strip())
         if match:
+            register_secret(os.environ.get(match.group(1)))  # mask its value from now on
             return match.group(1)
     raise LiteralSecretError(
         f"{where} holds a literal value; it must be null or an environment interpolation ${{oc.env:VAR}} "
@@ -180,11 +203,12 @@ def find_literal_secrets(cfg: DictConfig) -> list[str]:
                 continue
         if isinstance(value, str) and _looks_secret(value):
             problems.append(f"{path} holds a string that looks like an API key")
-    overrides = OmegaConf.select(cfg, "hydra.overrides", default=None)
-    if isinstance(overrides, DictConfig):
+    hydra_node = container.get("hydra") if isinstance(container, dict) else None
+    overrides = hydra_node.get("overrides") if isinstance(hydra_node, dict) else None
+    if isinstance(overrides, dict):  # unresolved strings: iterating the ListConfig would resolve them
         for group in ("task", "hydra"):
             raw_list = overrides.get(group)
-            if isinstance(raw_list, ListConfig):
+            if isinstance(raw_list, list):
                 problems += _override_problems([str(item) for item in raw_list])
     return problems
 
@@ -204,7 +228,9 @@ def _override_problems(overrides: list[str]) -> list[str]:
                 problems.append(str(error).split(";")[0])
                 continue
         if _looks_secret(override):
-            problems.append(f"command-line override {key or '?'}=... holds a string that looks like an API key")
+            problems.append(
+                f"command-line override {key or '?'}=... holds a string that looks like an API key"
+            )
     return problems
 
 

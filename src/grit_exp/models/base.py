@@ -181,9 +181,11 @@ class ModelAdapter(ABC):
         match generation's scores. Positions where `completion_mask` is 0 are filled with 0 (never
         -inf: a NaN from exp(-inf + inf) would poison the backward pass).
         """
-        out = model(**self.forward_inputs(prompt, completion_ids, completion_mask), use_cache=False)
-        p = prompt.prompt_length
-        logits = out.logits[:, p - 1 : -1, :].float()
+        t = completion_ids.shape[1]
+        # only the logits that predict completion tokens: positions p-1 .. p+t-2 (the lm head over the
+        # prompt would be wasted work, and with a 150k vocabulary a lot of memory)
+        out = model(**self.forward_inputs(prompt, completion_ids, completion_mask), use_cache=False, logits_to_keep=t + 1)
+        logits = out.logits[:, :-1, :].float()
         if temperature != 1.0:
             logits = logits / temperature
         if self.suppressed_token_ids:

@@ -23,7 +23,7 @@ from grit_exp.models.tokenizer import INTERNVL_EXTRA_SPECIAL_TOKENS, QWEN_SPECIA
 
 log = logging.getLogger(__name__)
 
-TINY_VERSION = 1  # bump when a builder changes, so cached tiny models are rebuilt
+TINY_VERSION = 2  # bump when a builder changes, so cached tiny models are rebuilt
 COMPLETE_MARKER = ".grit_tiny_complete"
 TINY_IMAGE_SIZE = 112
 
@@ -65,7 +65,8 @@ def tokenizer_corpus() -> list[str]:
         prompt = load_prompt_yaml(path)
         prompt_texts += [prompt.question_prefix, prompt.suffix, prompt.example]
         prompt_texts += [v for o in prompt.family_overrides.values() for v in (o.suffix, o.example) if v]
-    return synthetic_corpus(prompt_texts=[t for t in prompt_texts if t])
+    # prompts are repeated so the BPE merges their fixed wording into few tokens (shorter sequences)
+    return synthetic_corpus(prompt_texts=[t for t in prompt_texts if t] * 200)
 
 
 def _tiny_text_config(vocab_size: int, eos_id: int, pad_id: int) -> dict:

@@ -94,7 +94,9 @@ def judge_result_score(result: Any) -> float | None:
         return None
     score = float(result.score)
     if not math.isfinite(score):
-        raise ValueError(f"judge returned a non-finite score {result.score!r} without marking it failed: {result!r}")
+        raise ValueError(
+            f"judge returned a non-finite score {result.score!r} without marking it failed: {result!r}"
+        )
     return score
 
 

@@ -110,7 +110,9 @@ def parse_options(term: str, schema: type[T], options: Mapping[str, Any]) -> T:
             raise RewardOptionError(f"{where}={value!r} has the wrong type; expected {hints[key]}")
         choices = valid[key].metadata.get("choices")
         if choices is not None and value not in choices:
-            raise RewardOptionError(f"{where}={value!r} is not valid; choose one of {', '.join(map(repr, choices))}")
+            raise RewardOptionError(
+                f"{where}={value!r} is not valid; choose one of {', '.join(map(repr, choices))}"
+            )
         if hints[key] is float:
             value = float(value)
         values[key] = value

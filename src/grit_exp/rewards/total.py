@@ -70,7 +70,9 @@ def _plain(node: Any, where: str) -> dict[str, Any]:
 
 def _read_config(cfg: Any) -> tuple[dict[str, float], dict[str, dict[str, Any]], list[str] | None]:
     weights = _plain(cfg.weights, "reward.weights")
-    options = {term: _plain(o, f"reward.options.{term}") for term, o in _plain(cfg.options, "reward.options").items()}
+    options = {
+        term: _plain(o, f"reward.options.{term}") for term, o in _plain(cfg.options, "reward.options").items()
+    }
     for term, weight in weights.items():
         if term not in REWARD_TERMS:
             raise RewardOptionError(
@@ -85,7 +87,11 @@ def _read_config(cfg: Any) -> tuple[dict[str, float], dict[str, dict[str, Any]],
                 f"(terms with weights: {', '.join(sorted(weights))}); add reward.weights.{term} or drop the options"
             )
     counting = getattr(cfg, "counting_datasets", None)
-    return {t: float(w) for t, w in weights.items()}, options, (list(counting) if counting is not None else None)
+    return (
+        {t: float(w) for t, w in weights.items()},
+        options,
+        (list(counting) if counting is not None else None),
+    )
 
 
 def check_reward_config(cfg: Any) -> None:
@@ -95,7 +101,9 @@ def check_reward_config(cfg: Any) -> None:
         check_term_options(term, options.get(term, {}))
 
 
-def compute_rewards(cfg: Any, completions: list[str], rows: list[GritRow], ctx: RewardContext) -> RewardBreakdown:
+def compute_rewards(
+    cfg: Any, completions: list[str], rows: list[GritRow], ctx: RewardContext
+) -> RewardBreakdown:
     """All configured terms for one batch, their weighted total and per-dataset means."""
     weights, options, counting = _read_config(cfg)
     n = len(completions)
@@ -103,13 +111,17 @@ def compute_rewards(cfg: Any, completions: list[str], rows: list[GritRow], ctx: 
         raise ValueError(f"compute_rewards: {n} completions but {len(rows)} rows")
     for name, values in (("prompts", ctx.prompts), ("token_ids", ctx.token_ids)):
         if values is not None and len(values) != n:
-            raise ValueError(f"compute_rewards: RewardContext.{name} has {len(values)} entries for {n} completions")
+            raise ValueError(
+                f"compute_rewards: RewardContext.{name} has {len(values)} entries for {n} completions"
+            )
     if counting is not None:
         ctx = dataclasses.replace(ctx, counting_datasets=counting)
 
     # one judge call for all judge terms
     judge_terms = [t for t in weights if t in JUDGE_REQUEST_BUILDERS]
-    requests = {t: JUDGE_REQUEST_BUILDERS[t](completions, rows, ctx, **options.get(t, {})) for t in judge_terms}
+    requests = {
+        t: JUDGE_REQUEST_BUILDERS[t](completions, rows, ctx, **options.get(t, {})) for t in judge_terms
+    }
     flat = [r for t in judge_terms for r in requests[t]]
     flat_results = ask_judge(ctx.judge, flat)
     judge_results = dict(ctx.judge_results)
@@ -118,7 +130,7 @@ def compute_rewards(cfg: Any, completions: list[str], rows: list[GritRow], ctx: 
     ctx = dataclasses.replace(ctx, judge_results=judge_results)
 
     per_term: dict[str, list[float]] = {}
-    for term, weight in weights.items():
+    for term in weights:
         values = [float(v) for v in REWARD_TERMS[term](completions, rows, ctx, **options.get(term, {}))]
         if len(values) != n:
             raise ValueError(f"reward term {term!r} returned {len(values)} values for {n} completions")

@@ -113,7 +113,7 @@ def grpo_step(m: StepModules, rows: list[GritRow]) -> dict[str, float]:
             )
             w = _weight(alg.loss_aggregation, mb, total_seqs, total_tokens)
             (out.loss * w).backward()
-            loss_value += float(out.loss) * w
+            loss_value += float(out.loss.detach()) * w
             kl_value += float(out.kl) * mb.completion_ids.shape[0] / total_seqs
             clip_value += float(out.clip_fraction) * mb.completion_ids.shape[0] / total_seqs
         distributed.average_gradients(m.policy)

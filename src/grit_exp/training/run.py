@@ -156,7 +156,7 @@ def run_training(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]
             torch.nn.utils.clip_grad_norm_(params, cfg.trainer.max_grad_norm)
             optimizer.step()
             scheduler.step()
-            metrics = {"train/sft_loss": float(loss), "train/lr": scheduler.get_last_lr()[0], "time/step_s": time.perf_counter() - t0}
+            metrics = {"train/sft_loss": float(loss.detach()), "train/lr": scheduler.get_last_lr()[0], "time/step_s": time.perf_counter() - t0}
         else:
             metrics = grpo_step(modules, rows)
         metrics = distributed.average_metrics(metrics)
@@ -171,5 +171,6 @@ def run_training(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]
             distributed.barrier()
     logger.close()
     summary = summarize_run(run_dir) if main else {}
+    summary["reference_model_built"] = reference is not None
     distributed.shutdown()
     return summary

@@ -87,7 +87,7 @@ def run_sft(adapter: ModelAdapter, model: torch.nn.Module, rows: list[GritRow], 
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         scheduler.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         if step % 50 == 0 or step == steps - 1:
             log.info("warm start step %d/%d: loss %.4f", step + 1, steps, losses[-1])
     return losses

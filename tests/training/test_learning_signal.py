@@ -1,0 +1,82 @@
+"""The GRPO update carries a real learning signal, and beta = 0 builds no reference model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from hydra import compose, initialize_config_dir
+
+from grit_exp.config import validate
+from grit_exp.data.prompts import build_user_text
+from grit_exp.data.reader import load_dataset_splits
+from grit_exp.hydra_app import CONF_DIR
+from grit_exp.judge import build_judge
+from grit_exp.models import build_adapter
+from grit_exp.rewards import reward_term
+from grit_exp.rollout.hf import HFRollout
+from grit_exp.training.grpo import StepModules, grpo_step
+from grit_exp.training.run import build_scheduler, run_training
+
+
+
+@dataclass
+class _NoOptions:
+    pass
+
+
+@reward_term("test_favours_even_ids", _NoOptions)
+def favours_even_ids(completions, rows, ctx, **options):
+    """The share of a completion's tokens whose id is even: frequent enough to vary in every group."""
+    return [sum(1 for t in ids if t % 2 == 0) / max(len(ids), 1) for ids in ctx.token_ids]
+
+
+def compose_cfg(*overrides: str):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="train", overrides=list(overrides))
+
+
+def test_a_reward_for_one_token_raises_its_probability(grit_cache, tiny_model_paths):
+    cfg = compose_cfg(
+        "algorithm.beta=0",
+        "rollout.max_new_tokens=8", "rollout.temperature=1.0", "rollout.stop_strings=[]",
+        "trainer.prompts_per_step=4", "trainer.micro_batch_size=16", "algorithm.num_generations=8",
+        "dataset.synthetic.num_train=16", "dataset.synthetic.num_val=4", "trainer.learning_rate=3e-3",
+    )
+    cfg.reward.weights = {"test_favours_even_ids": 1.0}
+    cfg.reward.options = {}
+    validate(cfg)
+    torch.manual_seed(0)
+    rows, _ = load_dataset_splits(cfg.dataset, cfg.seed)
+    adapter = build_adapter(cfg.model)
+    policy = adapter.load_model("cpu")
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.trainer.learning_rate)
+    modules = StepModules(adapter, policy, None, HFRollout(adapter, cfg.rollout), build_judge(cfg.judge), optimizer,
+                          build_scheduler(optimizer, cfg.trainer), cfg)
+    probe = adapter.build_prompt_batch(rows[:4], [build_user_text(r.question, cfg.prompt, adapter.family) for r in rows[:4]])
+
+    def p_even() -> float:
+        """Probability mass on even token ids at the first completion position."""
+        with torch.no_grad():
+            logits = policy(**probe.inputs).logits[:, -1].float()
+        logits[:, adapter.suppressed_token_ids] = float("-inf")
+        return float(torch.softmax(logits, -1)[:, 0::2].sum(-1).mean())
+
+    before = p_even()
+    for step in range(6):
+        metrics = grpo_step(modules, rows[(step * 4) % 16 : (step * 4) % 16 + 4])
+        assert all(v == v for v in metrics.values()), metrics  # finite, no NaN
+        assert abs(metrics["train/loss"]) < 1e3
+    after = p_even()
+    assert after > before + 0.1, (before, after)
+
+
+def test_beta_zero_builds_no_reference_model(tmp_path, grit_cache, tiny_model_paths):
+    common = ["dataset.synthetic.num_train=8", "dataset.synthetic.num_val=2", "trainer.max_steps=1",
+              "trainer.prompts_per_step=2", "trainer.micro_batch_size=8", "trainer.warm_start_sft_steps=0",
+              "trainer.eval_on_start=false", "rollout.max_new_tokens=4", "trainer.eval_every=100"]
+    for beta, expected in (("0", False), ("0.01", True)):
+        cfg = compose_cfg(*common, f"algorithm.beta={beta}")
+        validate(cfg)
+        summary = run_training(cfg, run_dir=tmp_path / f"beta_{beta}")
+        assert summary["reference_model_built"] is expected
