@@ -74,6 +74,9 @@ class SyntheticDataConfig:
     num_val: int = 120
     image_size: int = 112
     seed: int = 1234
+    kind_weights: list[float] = field(default_factory=lambda: [0.6, 0.2, 0.2])  # count / spatial / box questions
+    max_count: int = 4  # counting answers are 0..max_count
+    max_distractors: int = 3  # objects of another colour or shape per image, at most
 
 
 @dataclass
@@ -211,6 +214,17 @@ class TrainerConfig:
 
 
 @dataclass
+class Table1Config:
+    """Which row of the paper's Table 1 a run fills (read by grit_exp.report); null: inferred.
+
+    `model` defaults to model.name (qwen2_5_vl_3b, internvl3_2b); `method` to prompt.name
+    (direct, cot, icl1, sft, grit). Any other value makes a row of its own, without paper numbers."""
+
+    model: str | None = None
+    method: str | None = None
+
+
+@dataclass
 class TrainConfig:
     seed: int = 0
     paths: PathsConfig = field(default_factory=PathsConfig)
@@ -226,6 +240,8 @@ class TrainConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     # Set by experiment files; free-form note shown in run_info.json and the report.
     experiment_note: str = ""
+    # Set by the table1_* experiment files: the Table 1 row a run fills (grit_exp.report).
+    table1: Table1Config = field(default_factory=Table1Config)
 
 
 GROUP_SCHEMAS: dict[str, type] = {
@@ -249,6 +265,7 @@ def register_configs() -> None:
     """
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
+    cs.store(name="eval_schema", node=EvalConfig)  # conf/eval.yaml (python -m grit_exp.evaluate)
     for group, schema in GROUP_SCHEMAS.items():
         cs.store(group=group, name="schema", node=schema)
 
@@ -333,5 +350,48 @@ def _validate_reward_terms(c: Any) -> None:
 
 
 def to_plain(cfg: DictConfig) -> dict[str, Any]:
-    """The resolved config as plain Python containers (for run_info.json, W&B and samples)."""
-    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    """The resolved config as plain Python containers (for W&B and samples), secrets scrubbed.
+
+    Resolving turns `judge.api_key: ${oc.env:VAR}` into the key itself, so scrubbing is not optional."""
+    from grit_exp.judge.secrets import scrub_secrets
+
+    return scrub_secrets(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------------------------------------
+# the evaluation entry (`python -m grit_exp.evaluate`, conf/eval.yaml); checked by
+# grit_exp.evaluation.settings.validate_eval_config
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class EvalMetricsConfig:
+    # The paper's "Vision-Language Reasoning Cross-Modal Correlation": a vision judge picks which of two
+    # images carries the boxes that match the reasoning. Needs judge.kind=openai (a vision model).
+    consistency: bool = False
+    consistency_repeats: int = 3  # reported as mean +- std over the repeats
+
+
+@dataclass
+class EvalSettingsConfig:
+    batch_size: int = 8  # rows per greedy generate call; batches are dealt round-robin to processes
+    num_pictures: int = 16  # samples drawn (model boxes + GT boxes) and shown in report.html
+    checkpoint: str | None = None  # weights to evaluate (e.g. <run>/checkpoints/step_N/model); null: model.path
+
+
+@dataclass
+class EvalConfig:
+    seed: int = 0
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    model: ModelConfig = MISSING
+    dataset: DatasetConfig = MISSING
+    prompt: PromptConfig = MISSING
+    reward: RewardConfig = MISSING
+    judge: JudgeConfig = MISSING
+    rollout: RolloutConfig = MISSING
+    cluster: ClusterConfig = MISSING
+    logger: LoggerConfig = MISSING
+    metrics: EvalMetricsConfig = field(default_factory=EvalMetricsConfig)
+    eval: EvalSettingsConfig = field(default_factory=EvalSettingsConfig)
+    experiment_note: str = ""
+    table1: Table1Config = field(default_factory=Table1Config)

@@ -266,8 +266,10 @@ def test_scrub_secrets_cleans_a_resolved_config(monkeypatch) -> None:
         {"judge": {"api_key": "${oc.env:MY_JUDGE_VAR}", "model": "gpt-4o"}, "note": [f"x {key}"]}
     )
     check_api_key_setting(OmegaConf.to_container(cfg.judge)["api_key"])  # what validate / the callback do
-    resolved = to_plain(cfg)  # what a W&B config or run_info.json would hold
-    assert key in str(resolved)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    assert key in str(resolved), "resolving alone would leak the key"
     scrubbed = scrub_secrets(resolved)
     assert key not in str(scrubbed)
     assert scrubbed["judge"] == {"api_key": MASK, "model": "gpt-4o"}
+    plain = to_plain(cfg)  # what a W&B config or a sample dump receives: scrubbed
+    assert key not in str(plain) and plain["judge"]["api_key"] == MASK

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
@@ -13,7 +14,7 @@ from grit_exp.data.reader import load_dataset_splits
 from grit_exp.hydra_app import CONF_DIR
 from grit_exp.judge import build_judge
 from grit_exp.models import build_adapter
-from grit_exp.rewards import reward_term
+from grit_exp.rewards import REWARD_TERMS, TERM_OPTIONS, reward_term
 from grit_exp.rollout.hf import HFRollout
 from grit_exp.training.grpo import StepModules, grpo_step
 from grit_exp.training.run import build_scheduler, run_training
@@ -25,10 +26,18 @@ class _NoOptions:
     pass
 
 
-@reward_term("test_favours_even_ids", _NoOptions)
 def favours_even_ids(completions, rows, ctx, **options):
     """The share of a completion's tokens whose id is even: frequent enough to vary in every group."""
     return [sum(1 for t in ids if t % 2 == 0) / max(len(ids), 1) for ids in ctx.token_ids]
+
+
+@pytest.fixture
+def even_ids_term():
+    """Registered only for the test that uses it, so the registry other tests see is the shipped one."""
+    reward_term("test_favours_even_ids", _NoOptions)(favours_even_ids)
+    yield
+    REWARD_TERMS.pop("test_favours_even_ids")
+    TERM_OPTIONS.pop("test_favours_even_ids")
 
 
 def compose_cfg(*overrides: str):
@@ -36,7 +45,7 @@ def compose_cfg(*overrides: str):
         return compose(config_name="train", overrides=list(overrides))
 
 
-def test_a_reward_for_one_token_raises_its_probability(grit_cache, tiny_model_paths):
+def test_a_reward_for_even_token_ids_raises_their_probability(even_ids_term, grit_cache, tiny_model_paths):
     cfg = compose_cfg(
         "algorithm.beta=0",
         "rollout.max_new_tokens=8", "rollout.temperature=1.0", "rollout.stop_strings=[]",

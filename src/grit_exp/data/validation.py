@@ -134,8 +134,13 @@ def parse_gold(value: Any, location: str) -> GoldChain:
     return GoldChain(boxes=boxes, labels=list(labels), rethink=value["rethink"], answer=value["answer"])
 
 
-def parse_row(obj: Any, *, image_root: str | Path, location: str, default_split: str = "train") -> GritRow:
-    """Validate one decoded JSON object of a GRIT_data file; raise `DataError` naming `location`."""
+def parse_row(
+    obj: Any, *, image_root: str | Path, location: str, default_split: str = "train", require_image: bool = True
+) -> GritRow:
+    """Validate one decoded JSON object of a GRIT_data file; raise `DataError` naming `location`.
+
+    `require_image=False` accepts a row whose image file is absent (the evaluation records and counts
+    such rows); an image that is present is still checked (readable, size as declared)."""
     if not isinstance(obj, dict):
         raise DataError(
             f"expected a JSON object per line, got {type(obj).__name__}",
@@ -171,14 +176,15 @@ def parse_row(obj: Any, *, image_root: str | Path, location: str, default_split:
     gold = parse_gold(obj["gold"], location) if "gold" in obj else None
 
     image_path = os.path.abspath(os.path.join(os.path.expanduser(str(image_root)), image_rel))
-    if not os.path.isfile(image_path):
+    image_present = os.path.isfile(image_path)
+    if not image_present and require_image:
         raise DataError(
             f"image {image_rel!r} not found at {image_path} (image_root={str(image_root)!r})",
             reason="missing_image",
             location=location,
         )
     try:
-        actual = image_size(image_path)
+        actual = image_size(image_path) if image_present else (width, height)
     except (OSError, UnidentifiedImageError) as exc:
         raise DataError(
             f"image {image_path} is not a readable image: {exc}", reason="unreadable_image", location=location

@@ -14,6 +14,10 @@ queues ("fail the first N requests for this answer"); see `Fault`. It counts req
 requests in flight at once, faults injected, and keeps a log of (time, answer, outcome); another
 process reads the counters at `GET /fake/stats` and resets them with `POST /fake/reset`.
 
+It also plays the vision judge of the consistency metric (`grit_exp.judge.vision`): a request whose
+user message holds images and the paper's consistency prompt is answered by `vision_fn(reasoning,
+images)` (PNG bytes, in order; default: "Image 0"); faults keyed by the reasoning text apply to it.
+
 As a program (for dry runs): `python -m grit_exp.judge.fake_server --port 8000 --latency-ms 50`.
 
 Left out: streaming, tools, other endpoints, real tokenisation.
@@ -21,6 +25,7 @@ Left out: streaming, tools, other endpoints, real tokenisation.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import math
@@ -37,6 +42,7 @@ from urllib.parse import urlsplit
 
 from grit_exp.judge.prompt import split_judge_prompt
 from grit_exp.judge.rules import judge_answer
+from grit_exp.judge.vision import reasoning_of_prompt
 
 logger = logging.getLogger(__name__)
 
@@ -98,12 +104,14 @@ class FakeJudgeServer:
         faults_by_answer: Mapping[str, Sequence[Fault]] | None = None,
         expected_api_key: str | None = None,
         score_fn: Callable[[str, str, str], float] | None = None,
+        vision_fn: Callable[[str, list[bytes]], str] | None = None,
     ) -> None:
         self.latency_s = latency_s
         self.expected_api_key = expected_api_key
         self.score_fn = score_fn or (
             lambda question, reference, prediction: judge_answer(reference, prediction)[0]
         )
+        self.vision_fn = vision_fn or (lambda reasoning, images: "Image 0")
         self._faults: deque[Fault] = deque(faults)
         self._faults_by_answer: dict[str, deque[Fault]] = {
             answer: deque(queue) for answer, queue in (faults_by_answer or {}).items()
@@ -296,9 +304,21 @@ class _Handler(BaseHTTPRequestHandler):
                 payload = json.loads(body)
                 prompt = _user_text(payload["messages"])
                 parts = split_judge_prompt(prompt)
-            except (ValueError, KeyError, TypeError) as error:
-                parts, payload = None, {}
+                images = _user_images(payload["messages"])
+            except (ValueError, KeyError, TypeError, IndexError) as error:
+                parts, payload, images = None, {}, []
                 logger.debug("fake judge: bad request body: %s", error)
+            reasoning = reasoning_of_prompt(prompt) if images else None
+            if reasoning is not None:
+                prediction = reasoning
+                fault = fake._next_fault(reasoning)
+                fake._wait(fake.latency_s)
+                if fault is not None:
+                    outcome = fault.kind.value
+                    self._inject(fault)
+                    return
+                self._reply(payload, prompt, fake.vision_fn(reasoning, images))
+                return
             if parts is None:
                 outcome = "bad_request"
                 self._send_error_json(
@@ -383,6 +403,18 @@ def _user_text(messages: list[dict[str, Any]]) -> str:
             if isinstance(content, str):
                 return content
             return "".join(part.get("text", "") for part in content if part.get("type") == "text")
+    raise KeyError("no user message")
+
+
+def _user_images(messages: list[dict[str, Any]]) -> list[bytes]:
+    """The images (decoded base64 data URLs) of the last user message, in order; [] for text only."""
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, str):
+                return []
+            urls = [part["image_url"]["url"] for part in content if part.get("type") == "image_url"]
+            return [base64.b64decode(url.split(",", 1)[1]) for url in urls]
     raise KeyError("no user message")
 
 

@@ -1,7 +1,7 @@
 """Atomic checkpoints: written to a temporary directory, then renamed to `step_<N>`.
 
 A checkpoint holds the model (safetensors via save_pretrained; LoRA adapters as adapters), the
-optimizer and scheduler state, every RNG state (python, numpy, torch CPU and CUDA), the sampler
+optimizer and scheduler state, every process's RNG states (python, numpy, torch CPU and CUDA), the sampler
 position, the step, and any extra trainer state. A save killed half-way leaves only a `.tmp-*`
 directory, which is ignored and cleaned; the latest complete checkpoint is never touched.
 """
@@ -50,13 +50,15 @@ def save_checkpoint(
     trainer_state: dict[str, Any],
     keep_last: int,
 ) -> Path:
-    """Write `checkpoints_dir/step_<step>` atomically and prune to the newest `keep_last`."""
+    """Write `checkpoints_dir/step_<step>` atomically and prune to the newest `keep_last`.
+
+    `trainer_state` must hold "rng_per_rank": the `rng_state()` of every process, in rank order."""
     checkpoints_dir.mkdir(parents=True, exist_ok=True)
     final = checkpoints_dir / f"step_{step}"
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-step_{step}-", dir=checkpoints_dir))
     try:
         model.save_pretrained(tmp / "model", safe_serialization=True)
-        torch.save({**trainer_state, "rng": rng_state(), "step": step}, tmp / STATE_FILE)
+        torch.save({**trainer_state, "step": step}, tmp / STATE_FILE)
         (tmp / DONE_FILE).write_text(json.dumps({"step": step, "complete": True}))
         if final.exists():
             shutil.rmtree(final)

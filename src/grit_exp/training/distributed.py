@@ -8,6 +8,7 @@ process owns whole prompt groups, so nothing else needs gathering); metrics are 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -62,6 +63,15 @@ def average_metrics(metrics: dict[str, float]) -> dict[str, float]:
     dist.all_gather_object(gathered, {k: metrics[k] for k in keys})
     all_keys = sorted({k for g in gathered if g for k in g})
     return {k: sum(g[k] for g in gathered if g and k in g) / sum(1 for g in gathered if g and k in g) for k in all_keys}
+
+
+def all_gather_object(obj: Any) -> list[Any]:
+    """`obj` from every process, in rank order (a one-element list without a process group)."""
+    if not dist.is_initialized():
+        return [obj]
+    out: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
 
 
 def broadcast_object(obj):

@@ -66,6 +66,15 @@ def apply_lora(model: torch.nn.Module, lora_cfg: Any) -> torch.nn.Module:
     return get_peft_model(model, config)
 
 
+def evaluate_untrained(cfg: DictConfig, adapter: Any, judge: Any, eval_sets: dict, device: torch.device) -> dict[str, float]:
+    """The model as loaded, before any warm start: the first column of the before/after table."""
+    model = adapter.load_model(device)
+    modules = StepModules(adapter, model, None, HFRollout(adapter, cfg.rollout), judge, None, None, cfg)  # type: ignore[arg-type]
+    metrics, _ = quick_eval(modules, eval_sets)
+    del model
+    return distributed.average_metrics(metrics)
+
+
 def run_training(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     distributed.init(cfg.cluster.backend)
     run_dir = Path(run_dir or HydraConfig.get().runtime.output_dir)
@@ -84,8 +93,11 @@ def run_training(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]
     judge = build_judge(cfg.judge)
     is_sft = cfg.algorithm.name == "sft"
 
+    untrained_metrics: dict[str, float] = {}
     start_path = None
     if not is_sft and cfg.trainer.warm_start_sft_steps > 0:
+        if cfg.trainer.eval_on_start and eval_sets and not ckpt.complete_checkpoints(run_dir / "checkpoints"):
+            untrained_metrics = evaluate_untrained(cfg, adapter, judge, eval_sets, device)
         if main:
             cached_warm_start(cfg, adapter, train_rows, paths_cache)
         distributed.barrier()
@@ -118,20 +130,25 @@ def run_training(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]
     sampler = PromptSampler(len(train_rows), cfg.seed)
     modules = StepModules(adapter, policy, reference, HFRollout(adapter, cfg.rollout), judge, optimizer, scheduler, cfg)
 
+    world, rank = distributed.world_size(), distributed.rank()
     start_step = 0
     if resume_from is not None:
         state = ckpt.load_trainer_state(resume_from)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         sampler.load_state_dict(state["sampler"])
-        ckpt.set_rng_state(state["rng"])
+        if len(state["rng_per_rank"]) != world:
+            raise RuntimeError(
+                f"{resume_from} was written by {len(state['rng_per_rank'])} processes, this run has {world}: "
+                "resume with the same number of processes"
+            )
+        ckpt.set_rng_state(state["rng_per_rank"][rank])
         start_step = state["step"]
         if main:
             truncate_metrics_after(run_dir / "metrics.jsonl", start_step)
         log.info("resumed from %s at step %d", resume_from, start_step)
 
     logger = RunLogger(run_dir, cfg.logger, to_plain(cfg), cfg.trainer.max_steps, enabled=main)
-    world, rank = distributed.world_size(), distributed.rank()
     per_process = cfg.trainer.prompts_per_step // world
 
     def evaluate(step: int) -> None:
@@ -142,6 +159,8 @@ def run_training(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]
                          [[s["dataset"], s["question"], s["completion"], s["reward"]] for s in shown])
         log.info("eval step %d: %s", step, {k: round(v, 4) for k, v in sorted(metrics.items())})
 
+    if untrained_metrics:
+        logger.log(0, {f"init/{k.removeprefix('eval/')}": v for k, v in untrained_metrics.items()}, force=True)
     if start_step == 0 and cfg.trainer.eval_on_start and eval_sets:
         evaluate(0)
     for step in range(start_step + 1, cfg.trainer.max_steps + 1):
@@ -165,8 +184,10 @@ def run_training(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]
         if eval_sets and (step % cfg.trainer.eval_every == 0 or step == cfg.trainer.max_steps):
             evaluate(step)
         if step % cfg.trainer.save_every == 0 or step == cfg.trainer.max_steps:
+            rng_per_rank = distributed.all_gather_object(ckpt.rng_state())
             if main:
-                state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "sampler": sampler.state_dict()}
+                state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                         "sampler": sampler.state_dict(), "rng_per_rank": rng_per_rank}
                 ckpt.save_checkpoint(checkpoints_dir, step, policy, state, cfg.trainer.keep_last)
             distributed.barrier()
     logger.close()

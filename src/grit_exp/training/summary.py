@@ -18,20 +18,30 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
 
-def before_after(records: list[dict[str, Any]]) -> dict[str, tuple[float, float]]:
+def before_after(records: list[dict[str, Any]]) -> tuple[list[str], dict[str, list[float | None]]]:
+    """Columns and rows of the before/after table: the untrained model (when a warm start ran), the
+    first and the last evaluation; one row per eval metric."""
     evals = [r for r in records if any(k.startswith("eval/") for k in r)]
     if not evals:
-        return {}
+        return [], {}
     first, last = evals[0], evals[-1]
-    keys = sorted(k for k in first if k.startswith("eval/") and k in last)
-    return {k: (first[k], last[k]) for k in keys if first[k] is not None and last[k] is not None}
+    init = next((r for r in records if any(k.startswith("init/") for k in r)), None)
+    columns = (["untrained"] if init else []) + [f"step {first['step']}", f"step {last['step']}"]
+    table: dict[str, list[float | None]] = {}
+    for key in sorted(k for k in last if k.startswith("eval/")):
+        row = [init.get("init/" + key.removeprefix("eval/"))] if init else []
+        table[key] = row + [first.get(key), last.get(key)]
+    return columns, table
 
 
-def format_table(table: dict[str, tuple[float, float]], first_step: int, last_step: int) -> str:
+def format_table(columns: list[str], table: dict[str, list[float | None]]) -> str:
     width = max([len(k) for k in table] + [6])
-    lines = [f"{'metric':<{width}}  {'step ' + str(first_step):>10}  {'step ' + str(last_step):>10}  {'change':>8}"]
-    for key, (a, b) in table.items():
-        lines.append(f"{key:<{width}}  {a:>10.3f}  {b:>10.3f}  {b - a:>+8.3f}")
+    lines = [f"{'metric':<{width}}" + "".join(f"  {c:>10}" for c in columns) + f"  {'change':>8}"]
+    for key, values in table.items():
+        cells = "".join(f"  {'-':>10}" if v is None else f"  {v:>10.3f}" for v in values)
+        known = [v for v in values if v is not None]
+        change = f"  {known[-1] - known[0]:>+8.3f}" if len(known) >= 2 else ""
+        lines.append(f"{key:<{width}}{cells}{change}")
     return "\n".join(lines)
 
 
@@ -60,11 +70,10 @@ def plot_reward_curve(records: list[dict[str, Any]], out: Path) -> None:
 
 def summarize_run(run_dir: Path) -> dict[str, Any]:
     records = read_metrics(run_dir)
-    table = before_after(records)
-    evals = [r["step"] for r in records if any(k.startswith("eval/") for k in r)]
+    columns, table = before_after(records)
     if table:
-        text = format_table(table, evals[0], evals[-1])
+        text = format_table(columns, table)
         log.info("before / after (greedy evaluation on the eval split):\n%s", text)
         (run_dir / "before_after.txt").write_text(text + "\n")
     plot_reward_curve(records, run_dir / "reward_curve.png")
-    return {"before_after": table, "run_dir": str(run_dir)}
+    return {"before_after": {"columns": columns, "rows": table}, "run_dir": str(run_dir)}

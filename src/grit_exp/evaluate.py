@@ -1,0 +1,37 @@
+"""`python -m grit_exp.evaluate`: compose conf/eval.yaml, validate it, evaluate, write the run directory.
+
+A thin Hydra main: greedy evaluation of a model (`rollout=hf`, the default) or scoring of recorded
+completions (`rollout=replay rollout.path=FILE.jsonl`, no model loaded) on the configured eval sets.
+Writes samples.jsonl, metrics.json, metrics.jsonl, report.html, images/ and run_info.json into the
+Hydra run directory. Several processes: `torchrun --nproc_per_node N -m grit_exp.evaluate ...`.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from grit_exp.evaluation.settings import validate_eval_config
+from grit_exp.hydra_app import CONF_DIR
+from grit_exp.judge.secrets import install_log_redaction
+
+log = logging.getLogger("grit_exp.evaluate")
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="eval")
+def main(cfg: DictConfig) -> None:
+    install_log_redaction()
+    validate_eval_config(cfg)
+    from grit_exp.evaluation.runner import run_evaluation
+
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    run_evaluation(cfg, run_dir)
+    log.info("evaluation written to %s", run_dir)
+
+
+if __name__ == "__main__":
+    main()

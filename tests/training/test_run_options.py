@@ -1,0 +1,55 @@
+"""Training options end to end in-process on the tiny model: LoRA (adapters saved, reference = base
+with adapters disabled, resume) and the W&B logger (offline, no secrets in its config)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from grit_exp.config import validate
+from grit_exp.hydra_app import CONF_DIR
+from grit_exp.training.run import run_training
+
+SMALL = ["dataset.synthetic.num_train=8", "dataset.synthetic.num_val=2", "trainer.prompts_per_step=2",
+         "trainer.micro_batch_size=8", "trainer.warm_start_sft_steps=0", "trainer.eval_on_start=false",
+         "rollout.max_new_tokens=6", "trainer.eval_every=100", "trainer.save_every=1"]
+
+
+def compose_cfg(*overrides: str):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[*SMALL, *overrides])
+    validate(cfg)
+    return cfg
+
+
+def test_lora_saves_adapters_uses_base_as_reference_and_resumes(tmp_path, grit_cache, tiny_model_paths):
+    run = tmp_path / "lora"
+    cfg = compose_cfg("model.lora.enabled=true", "model.lora.r=4", "algorithm.beta=0.01", "trainer.max_steps=1")
+    summary = run_training(cfg, run_dir=run)
+    assert summary["reference_model_built"] is False, "LoRA: the reference is the base with adapters disabled"
+    saved = sorted(p.name for p in (run / "checkpoints" / "step_1" / "model").iterdir())
+    assert "adapter_model.safetensors" in saved and "model.safetensors" not in saved
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    train_records = [r for r in records if "train/kl" in r]
+    assert [r["step"] for r in train_records] == [1] and train_records[0]["train/kl"] is not None
+
+    cfg2 = compose_cfg("model.lora.enabled=true", "model.lora.r=4", "algorithm.beta=0.01", "trainer.max_steps=2")
+    run_training(cfg2, run_dir=run)  # resume=auto continues from step_1
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "train/kl" in r] == [1, 2]
+
+
+def test_wandb_logger_runs_offline_without_secrets(tmp_path, grit_cache, tiny_model_paths, monkeypatch):
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("MY_JUDGE_KEY", "sk-test-000SECRET000")
+    cfg = compose_cfg("logger=wandb", "trainer.max_steps=1", "judge.api_key=${oc.env:MY_JUDGE_KEY}")
+    run = tmp_path / "wandb_run"
+    run_training(cfg, run_dir=run)
+    files = [p for p in (run / "wandb").rglob("*") if p.is_file()]
+    assert files, "wandb wrote its offline run into the run directory"
+    for path in [*files, *run.rglob("*.json*")]:
+        if path.is_file():
+            assert b"000SECRET000" not in path.read_bytes(), path
