@@ -70,6 +70,9 @@ def test_run_writes_metrics_checkpoints_and_summary(tmp_path, grit_cache, tiny_m
     ckpts = sorted(p.name for p in (run / "checkpoints").iterdir())
     assert ckpts == ["step_2", "step_4"], "keep_last=2 and no temp dirs"
     assert (run / "reward_curve.png").stat().st_size > 1000
+    for step in ("untrained", "step_0", "step_2", "step_4"):  # the evaluation module at every eval
+        assert (run / "eval" / step / "metrics.json").exists() and (run / "eval" / step / "report.html").exists()
+    assert "untrained" in (run / "before_after.txt").read_text()
     info = json.loads((run / "run_info.json").read_text())
     assert info["data_fingerprint"] and "torch" in info["packages"]
     # GRPO changed the parameters of the warm-started model

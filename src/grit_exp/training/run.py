@@ -7,6 +7,7 @@ before/after table of the evaluation metrics and writes `reward_curve.png` into 
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import random
@@ -21,6 +22,7 @@ from omegaconf import DictConfig
 
 from grit_exp.config import to_plain
 from grit_exp.data.reader import load_dataset_splits
+from grit_exp.evaluation.runner import evaluate_model
 from grit_exp.judge import build_judge
 from grit_exp.models import build_adapter
 from grit_exp.rollout.hf import HFRollout
@@ -28,7 +30,6 @@ from grit_exp.training import checkpoint as ckpt
 from grit_exp.training import distributed
 from grit_exp.training.grpo import StepModules, grpo_step
 from grit_exp.training.logger import RunLogger, truncate_metrics_after
-from grit_exp.training.quick_eval import quick_eval
 from grit_exp.training.run_info import write_run_info
 from grit_exp.training.sampler import PromptSampler
 from grit_exp.training.sft import cached_warm_start, sft_step_loss
@@ -66,13 +67,13 @@ def apply_lora(model: torch.nn.Module, lora_cfg: Any) -> torch.nn.Module:
     return get_peft_model(model, config)
 
 
-def evaluate_untrained(cfg: DictConfig, adapter: Any, judge: Any, eval_sets: dict, device: torch.device) -> dict[str, float]:
+def evaluate_untrained(cfg: DictConfig, adapter: Any, judge: Any, eval_sets: dict, device: torch.device,
+                       out_dir: Path) -> dict[str, float]:
     """The model as loaded, before any warm start: the first column of the before/after table."""
     model = adapter.load_model(device)
-    modules = StepModules(adapter, model, None, HFRollout(adapter, cfg.rollout), judge, None, None, cfg)  # type: ignore[arg-type]
-    metrics, _ = quick_eval(modules, eval_sets)
+    result = evaluate_model(cfg, adapter, model, judge, eval_sets, out_dir, extra_meta={"checkpoint": "untrained"})
     del model
-    return distributed.average_metrics(metrics)
+    return result.flat
 
 
 def run_training(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
@@ -97,7 +98,7 @@ def run_training(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]
     start_path = None
     if not is_sft and cfg.trainer.warm_start_sft_steps > 0:
         if cfg.trainer.eval_on_start and eval_sets and not ckpt.complete_checkpoints(run_dir / "checkpoints"):
-            untrained_metrics = evaluate_untrained(cfg, adapter, judge, eval_sets, device)
+            untrained_metrics = evaluate_untrained(cfg, adapter, judge, eval_sets, device, run_dir / "eval" / "untrained")
         if main:
             cached_warm_start(cfg, adapter, train_rows, paths_cache)
         distributed.barrier()
@@ -152,12 +153,15 @@ def run_training(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]
     per_process = cfg.trainer.prompts_per_step // world
 
     def evaluate(step: int) -> None:
-        metrics, shown = quick_eval(modules, eval_sets)
-        metrics = distributed.average_metrics(metrics)
-        logger.log(step, metrics, force=True)
-        logger.log_table(f"completions/step_{step}", ["dataset", "question", "completion", "reward"],
-                         [[s["dataset"], s["question"], s["completion"], s["reward"]] for s in shown])
-        log.info("eval step %d: %s", step, {k: round(v, 4) for k, v in sorted(metrics.items())})
+        """Greedy evaluation (grit_exp.evaluation) into <run>/eval/step_<N>/: metrics.json, samples.jsonl,
+        report.html with pictures of the parsed boxes; the flat metrics go to metrics.jsonl."""
+        result = evaluate_model(cfg, adapter, policy, judge, eval_sets, run_dir / "eval" / f"step_{step}", step=step)
+        logger.log(step, result.flat, force=True)
+        logger.log_table(
+            f"completions/step_{step}", ["dataset", "question", "completion", "reward", "rewards"],
+            [[r["dataset"], r["question"], r.get("completion"), r.get("reward"), json.dumps(r.get("rewards"))]
+             for r in result.records[:16]],
+        )
 
     if untrained_metrics:
         logger.log(0, {f"init/{k.removeprefix('eval/')}": v for k, v in untrained_metrics.items()}, force=True)

@@ -12,6 +12,8 @@ from typing import Any
 
 log = logging.getLogger("grit_exp.train")
 
+TABLE_METRICS = ("reward", "acc", "giou", "giou_paper", "ovd_map", "format", "mean_boxes")
+
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     path = run_dir / "metrics.jsonl"
@@ -28,7 +30,7 @@ def before_after(records: list[dict[str, Any]]) -> tuple[list[str], dict[str, li
     init = next((r for r in records if any(k.startswith("init/") for k in r)), None)
     columns = (["untrained"] if init else []) + [f"step {first['step']}", f"step {last['step']}"]
     table: dict[str, list[float | None]] = {}
-    for key in sorted(k for k in last if k.startswith("eval/")):
+    for key in sorted(k for k in last if k.startswith("eval/") and k.rsplit("/", 1)[-1] in TABLE_METRICS):
         row = [init.get("init/" + key.removeprefix("eval/"))] if init else []
         table[key] = row + [first.get(key), last.get(key)]
     return columns, table
