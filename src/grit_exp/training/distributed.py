@@ -65,6 +65,17 @@ def average_metrics(metrics: dict[str, float]) -> dict[str, float]:
     return {k: sum(g[k] for g in gathered if g and k in g) / sum(1 for g in gathered if g and k in g) for k in all_keys}
 
 
+def check_replicas_equal(model: torch.nn.Module) -> None:
+    """Raise if the processes' parameters differ (they must: gradients are averaged every step)."""
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return
+    with torch.no_grad():
+        digest = [float(p.double().sum()) + float(p.double().abs().sum()) for p in model.parameters()]
+    gathered = all_gather_object(digest)
+    if any(g != gathered[0] for g in gathered[1:]):
+        raise RuntimeError("model replicas diverged across processes: gradients were not averaged identically")
+
+
 def all_gather_object(obj: Any) -> list[Any]:
     """`obj` from every process, in rank order (a one-element list without a process group)."""
     if not dist.is_initialized():

@@ -188,6 +188,7 @@ def run_training(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]
         if eval_sets and (step % cfg.trainer.eval_every == 0 or step == cfg.trainer.max_steps):
             evaluate(step)
         if step % cfg.trainer.save_every == 0 or step == cfg.trainer.max_steps:
+            distributed.check_replicas_equal(policy)
             rng_per_rank = distributed.all_gather_object(ckpt.rng_state())
             if main:
                 state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),

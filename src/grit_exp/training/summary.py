@@ -30,7 +30,7 @@ def before_after(records: list[dict[str, Any]]) -> tuple[list[str], dict[str, li
     init = next((r for r in records if any(k.startswith("init/") for k in r)), None)
     columns = (["untrained"] if init else []) + [f"step {first['step']}", f"step {last['step']}"]
     table: dict[str, list[float | None]] = {}
-    for key in sorted(k for k in last if k.startswith("eval/") and k.rsplit("/", 1)[-1] in TABLE_METRICS):
+    for key in sorted(k for k in last if k.startswith("eval/") and k.count("/") == 2 and k.rsplit("/", 1)[-1] in TABLE_METRICS):
         row = [init.get("init/" + key.removeprefix("eval/"))] if init else []
         table[key] = row + [first.get(key), last.get(key)]
     return columns, table
