@@ -106,12 +106,12 @@ def test_box_frames_round_trip_through_adapter_geometry(adapter, tmp_path):
         grid = adapter.build_prompt_batch(rows, ["q"]).inputs["image_grid_thw"][0]
         assert (geometry.input_width, geometry.input_height) == (int(grid[2]) * 14, int(grid[1]) * 14)
     else:
-        assert model_box == pytest.approx([b / s * 1000 for b, s in zip(box, [150, 100, 150, 100])])
+        assert model_box == pytest.approx([b / s * 1000 for b, s in zip(box, [150, 100, 150, 100], strict=True)])
 
 
 def test_tiny_model_reloads_identically(adapter, model, tiny_model_paths):
     again = adapter.load_model("cpu")
-    for (name, a), (_, b) in zip(model.state_dict().items(), again.state_dict().items()):
+    for (name, a), (_, b) in zip(model.state_dict().items(), again.state_dict().items(), strict=True):
         assert torch.equal(a, b), name
 
 

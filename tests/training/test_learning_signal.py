@@ -20,7 +20,6 @@ from grit_exp.training.grpo import StepModules, grpo_step
 from grit_exp.training.run import build_scheduler, run_training
 
 
-
 @dataclass
 class _NoOptions:
     pass

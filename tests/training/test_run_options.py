@@ -53,3 +53,53 @@ def test_wandb_logger_runs_offline_without_secrets(tmp_path, grit_cache, tiny_mo
     for path in [*files, *run.rglob("*.json*")]:
         if path.is_file():
             assert b"000SECRET000" not in path.read_bytes(), path
+
+
+def test_sft_algorithm_trains_on_gold_chains(tmp_path, grit_cache, tiny_model_paths):
+    run = tmp_path / "sft"
+    run_training(compose_cfg("algorithm=sft", "trainer.max_steps=3", "trainer.learning_rate=1e-3"), run_dir=run)
+    losses = [json.loads(line)["train/sft_loss"] for line in (run / "metrics.jsonl").read_text().splitlines()
+              if "train/sft_loss" in json.loads(line)]
+    assert len(losses) == 3 and all(0 < x < 20 for x in losses)
+    assert losses[-1] < losses[0], "supervised loss falls on the gold chains"
+
+
+def test_forward_precision_is_fp32_on_cpu_and_bf16_autocast_on_cuda():
+    import contextlib
+
+    import torch
+
+    from grit_exp.training.precision import forward_precision
+
+    assert forward_precision(torch.device("cpu"), bf16=True) is contextlib.nullcontext
+    assert forward_precision(torch.device("cuda", 0), bf16=False) is contextlib.nullcontext
+    ctx = forward_precision(torch.device("cuda", 0), bf16=True)()
+    assert isinstance(ctx, torch.autocast) and ctx.fast_dtype == torch.bfloat16
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs CUDA")
+def test_bf16_training_step_on_gpu(tmp_path, grit_cache, tiny_model_paths):
+    summary = run_training(compose_cfg("trainer.max_steps=1", "trainer.bf16=true"), run_dir=tmp_path / "gpu")
+    assert summary["run_dir"]
+
+
+def test_a_run_reruns_from_its_saved_config(tmp_path, grit_cache, tiny_model_paths):
+    """`--config-path RUN/.hydra --config-name config` re-runs a run exactly (same metrics)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "GRIT_EXP_CACHE": str(grit_cache)}
+    first = tmp_path / "first"
+    args = [*SMALL, "trainer.max_steps=1", "trainer.eval_every=1", "seed=5"]
+    cmd = [sys.executable, "-m", "grit_exp.train"]
+    subprocess.run([*cmd, *args, f"hydra.run.dir={first}"], cwd=root, env=env, check=True, capture_output=True)
+    again = tmp_path / "again"
+    subprocess.run([*cmd, "--config-path", str(first / ".hydra"), "--config-name", "config", f"hydra.run.dir={again}"],
+                   cwd=root, env=env, check=True, capture_output=True)
+    strip = lambda p: [{k: v for k, v in json.loads(line).items() if not k.startswith("time/")}  # noqa: E731
+                       for line in (p / "metrics.jsonl").read_text().splitlines()]
+    assert strip(first) == strip(again)

@@ -227,6 +227,9 @@ class OpenAIJudge:
             "api_key": self._api_key.get_secret_value(),
             "max_retries": 0,  # retries are ours (backoff, Retry-After, malformed replies)
             "timeout": self.timeout_s,
+            # aiohttp transport: about half the client CPU per request of the default httpx one,
+            # which is what bounds throughput at high concurrency (benchmarks/README.md)
+            "http_client": openai.DefaultAioHttpClient(timeout=self.timeout_s),
         }
         if self.api_type == "azure":
             return openai.AsyncAzureOpenAI(

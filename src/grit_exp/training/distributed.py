@@ -85,7 +85,8 @@ def all_gather_object(obj: Any) -> list[Any]:
     return out
 
 
-def broadcast_object(obj):
+def broadcast_object(obj: Any) -> Any:
+    """Rank 0's `obj` on every process (itself without a process group)."""
     if not dist.is_initialized():
         return obj
     box = [obj]

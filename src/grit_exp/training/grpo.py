@@ -8,7 +8,10 @@ the log-probs recorded before the first one.
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +37,7 @@ class StepModules:
     optimizer: torch.optim.Optimizer
     scheduler: Any
     cfg: Any
+    precision: Callable[[], AbstractContextManager] = contextlib.nullcontext  # see training.precision
 
 
 def micro_batches(n: int, size: int) -> list[slice]:
@@ -48,26 +52,27 @@ def _weight(aggregation: str, mb: Rollout, total_seqs: int, total_tokens: int) -
 
 
 @torch.no_grad()
-def _logprobs(adapter: ModelAdapter, model: torch.nn.Module, rollout: Rollout, size: int) -> torch.Tensor:
+def _logprobs(m: StepModules, model: torch.nn.Module, rollout: Rollout, size: int) -> torch.Tensor:
     parts = []
     for sl in micro_batches(len(rollout.rows), size):
         mb = rollout.select(sl)
-        parts.append(adapter.completion_logprobs(model, mb.prompt, mb.completion_ids, mb.completion_mask))
+        with m.precision():
+            parts.append(m.adapter.completion_logprobs(model, mb.prompt, mb.completion_ids, mb.completion_mask))
     return torch.cat(parts, 0)
 
 
 def _reference_logprobs(m: StepModules, rollout: Rollout, size: int) -> torch.Tensor:
     """Log-probs under the frozen reference: its own model, or (LoRA) the base with adapters disabled."""
     if m.reference is not None:
-        return _logprobs(m.adapter, m.reference, rollout, size)
+        return _logprobs(m, m.reference, rollout, size)
     if not hasattr(m.policy, "disable_adapter"):
         raise RuntimeError("algorithm.beta != 0 but no reference model was built and the policy has no LoRA adapters")
     with m.policy.disable_adapter():
-        return _logprobs(m.adapter, m.policy, rollout, size)
+        return _logprobs(m, m.policy, rollout, size)
 
 
 def score_rollout(m: StepModules, rollout: Rollout):
-    token_ids = [ids[mask.bool()].tolist() for ids, mask in zip(rollout.completion_ids, rollout.completion_mask)]
+    token_ids = [ids[mask.bool()].tolist() for ids, mask in zip(rollout.completion_ids, rollout.completion_mask, strict=True)]
     ctx = RewardContext(
         prompts=rollout.prompt.user_texts, token_ids=token_ids, judge=m.judge,
         counting_datasets=list(m.cfg.reward.counting_datasets),
@@ -80,7 +85,8 @@ def grpo_step(m: StepModules, rows: list[GritRow]) -> dict[str, float]:
     cfg, alg = m.cfg, m.cfg.algorithm
     t0 = time.perf_counter()
     texts = [build_user_text(r.question, cfg.prompt, m.adapter.family) for r in rows]
-    rollout = m.rollout.generate(m.policy, rows, texts, num_generations=alg.num_generations)
+    with m.precision():
+        rollout = m.rollout.generate(m.policy, rows, texts, num_generations=alg.num_generations)
     t1 = time.perf_counter()
     breakdown = score_rollout(m, rollout)
     rewards = torch.tensor(breakdown.total, dtype=torch.float32)
@@ -89,7 +95,7 @@ def grpo_step(m: StepModules, rows: list[GritRow]) -> dict[str, float]:
 
     size = cfg.trainer.micro_batch_size
     ref_logp = _reference_logprobs(m, rollout, size) if alg.beta != 0 else None
-    old_logp = _logprobs(m.adapter, m.policy, rollout, size) if alg.num_iterations > 1 else None
+    old_logp = _logprobs(m, m.policy, rollout, size) if alg.num_iterations > 1 else None
     total_seqs, total_tokens = len(rollout.rows), int(rollout.completion_mask.sum())
     m.policy.train()
     losses, kls, clips = [], [], []
@@ -98,7 +104,8 @@ def grpo_step(m: StepModules, rows: list[GritRow]) -> dict[str, float]:
         loss_value = kl_value = clip_value = 0.0
         for sl in micro_batches(total_seqs, size):
             mb = rollout.select(sl)
-            logp = m.adapter.completion_logprobs(m.policy, mb.prompt, mb.completion_ids, mb.completion_mask)
+            with m.precision():
+                logp = m.adapter.completion_logprobs(m.policy, mb.prompt, mb.completion_ids, mb.completion_mask)
             out = policy_loss(
                 logp,
                 None if old_logp is None else old_logp[sl],

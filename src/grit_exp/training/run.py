@@ -30,6 +30,7 @@ from grit_exp.training import checkpoint as ckpt
 from grit_exp.training import distributed
 from grit_exp.training.grpo import StepModules, grpo_step
 from grit_exp.training.logger import RunLogger, truncate_metrics_after
+from grit_exp.training.precision import forward_precision
 from grit_exp.training.run_info import write_run_info
 from grit_exp.training.sampler import PromptSampler
 from grit_exp.training.sft import cached_warm_start, sft_step_loss
@@ -99,10 +100,11 @@ def run_training(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]
     if not is_sft and cfg.trainer.warm_start_sft_steps > 0:
         if cfg.trainer.eval_on_start and eval_sets and not ckpt.complete_checkpoints(run_dir / "checkpoints"):
             untrained_metrics = evaluate_untrained(cfg, adapter, judge, eval_sets, device, run_dir / "eval" / "untrained")
+        precision = forward_precision(device, cfg.trainer.bf16)
         if main:
-            cached_warm_start(cfg, adapter, train_rows, paths_cache)
+            cached_warm_start(cfg, adapter, train_rows, paths_cache, device, precision)
         distributed.barrier()
-        start_path = str(cached_warm_start(cfg, adapter, train_rows, paths_cache))
+        start_path = str(cached_warm_start(cfg, adapter, train_rows, paths_cache, device, precision))
 
     checkpoints_dir = run_dir / "checkpoints"
     resume_from = None
@@ -129,7 +131,9 @@ def run_training(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]
     optimizer = torch.optim.AdamW(params, lr=cfg.trainer.learning_rate, weight_decay=cfg.trainer.weight_decay)
     scheduler = build_scheduler(optimizer, cfg.trainer)
     sampler = PromptSampler(len(train_rows), cfg.seed)
-    modules = StepModules(adapter, policy, reference, HFRollout(adapter, cfg.rollout), judge, optimizer, scheduler, cfg)
+    precision = forward_precision(device, cfg.trainer.bf16)
+    modules = StepModules(adapter, policy, reference, HFRollout(adapter, cfg.rollout), judge, optimizer, scheduler, cfg,
+                          precision)
 
     world, rank = distributed.world_size(), distributed.rank()
     start_step = 0
@@ -155,7 +159,8 @@ def run_training(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]
     def evaluate(step: int) -> None:
         """Greedy evaluation (grit_exp.evaluation) into <run>/eval/step_<N>/: metrics.json, samples.jsonl,
         report.html with pictures of the parsed boxes; the flat metrics go to metrics.jsonl."""
-        result = evaluate_model(cfg, adapter, policy, judge, eval_sets, run_dir / "eval" / f"step_{step}", step=step)
+        with precision():
+            result = evaluate_model(cfg, adapter, policy, judge, eval_sets, run_dir / "eval" / f"step_{step}", step=step)
         logger.log(step, result.flat, force=True)
         logger.log_table(
             f"completions/step_{step}", ["dataset", "question", "completion", "reward", "rewards"],
@@ -173,7 +178,8 @@ def run_training(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]
         if is_sft:
             t0 = time.perf_counter()
             optimizer.zero_grad(set_to_none=True)
-            loss = sft_step_loss(adapter, policy, rows, cfg.prompt)
+            with precision():
+                loss = sft_step_loss(adapter, policy, rows, cfg.prompt)
             loss.backward()
             distributed.average_gradients(policy)
             torch.nn.utils.clip_grad_norm_(params, cfg.trainer.max_grad_norm)

@@ -7,12 +7,15 @@ followed by the end-of-turn token. The loss is the mean negative log-likelihood 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +40,7 @@ def sft_batch(adapter: ModelAdapter, rows: list[GritRow], prompt_cfg: Any) -> tu
     end = adapter.tokenizer.convert_tokens_to_ids("<|im_end|>")
     targets = [
         adapter.tokenizer(format_gold_chain(r, g), add_special_tokens=False)["input_ids"] + [end]
-        for r, g in zip(rows, prompt.geometries)
+        for r, g in zip(rows, prompt.geometries, strict=True)
     ]
     length = max(len(t) for t in targets)
     ids = torch.full((len(rows), length), adapter.pad_token_id, dtype=torch.long)
@@ -68,7 +71,8 @@ def warm_start_fingerprint(cfg: Any, rows: list[GritRow]) -> str:
 
 
 def run_sft(adapter: ModelAdapter, model: torch.nn.Module, rows: list[GritRow], prompt_cfg: Any, *,
-            steps: int, lr: float, batch_size: int, seed: int) -> list[float]:
+            steps: int, lr: float, batch_size: int, seed: int,
+            precision: Callable[[], AbstractContextManager] = contextlib.nullcontext) -> list[float]:
     """Plain SFT loop (AdamW, constant lr after a short warmup); returns the loss per step."""
     from grit_exp.training.sampler import PromptSampler
 
@@ -81,7 +85,8 @@ def run_sft(adapter: ModelAdapter, model: torch.nn.Module, rows: list[GritRow], 
     losses = []
     for step in range(steps):
         batch = [rows[i] for i in sampler.next_indices(batch_size)]
-        loss = sft_step_loss(adapter, model, batch, prompt_cfg)
+        with precision():
+            loss = sft_step_loss(adapter, model, batch, prompt_cfg)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -93,17 +98,20 @@ def run_sft(adapter: ModelAdapter, model: torch.nn.Module, rows: list[GritRow], 
     return losses
 
 
-def cached_warm_start(cfg: Any, adapter: ModelAdapter, rows: list[GritRow], cache_dir: Path) -> Path:
+def cached_warm_start(cfg: Any, adapter: ModelAdapter, rows: list[GritRow], cache_dir: Path,
+                      device: torch.device | str = "cpu",
+                      precision: Callable[[], AbstractContextManager] = contextlib.nullcontext) -> Path:
     """Return a checkpoint directory holding the warm-started model; train it only if not cached."""
     out = cache_dir / "warm_start" / warm_start_fingerprint(cfg, rows)
     if (out / "config.json").exists():
         log.info("warm start: reusing cached %s", out)
         return out
     torch.manual_seed(cfg.seed)
-    model = adapter.load_model("cpu")
+    model = adapter.load_model(device)
     losses = run_sft(
         adapter, model, rows, cfg.prompt, steps=cfg.trainer.warm_start_sft_steps,
         lr=cfg.trainer.warm_start_learning_rate, batch_size=cfg.trainer.warm_start_batch_size, seed=cfg.seed,
+        precision=precision,
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=out.parent))

@@ -56,11 +56,16 @@ def plot_reward_curve(records: list[dict[str, Any]], out: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4))
     train = [(r["step"], r["train/reward"]) for r in records if r.get("train/reward") is not None]
     if train:
-        ax.plot(*zip(*train), label="train reward (sampled)", alpha=0.6)
+        ax.plot(*zip(*train, strict=True), label="train reward (sampled)", alpha=0.6)
     eval_keys = sorted({k for r in records for k in r if k.startswith("eval/") and k.endswith("/reward")})
     for key in eval_keys:
         pts = [(r["step"], r[key]) for r in records if r.get(key) is not None]
-        ax.plot(*zip(*pts), marker="o", label=f"{key} (greedy)")
+        (line,) = ax.plot(*zip(*pts, strict=True), marker="o", label=f"{key} (greedy)")
+        untrained = [r[k] for r in records if (k := "init/" + key.removeprefix("eval/")) in r and r[k] is not None]
+        if untrained:
+            ax.plot([0], untrained[:1], marker="x", markersize=9, color=line.get_color(), linestyle="none")
+    if any(k.startswith("init/") for r in records for k in r):
+        ax.plot([], [], marker="x", color="grey", linestyle="none", label="untrained model (before warm start)")
     ax.set_xlabel("step")
     ax.set_ylabel("reward")
     ax.legend(fontsize=7)
