@@ -215,9 +215,17 @@ def ensure_tiny_model(builder: str, path: str | os.PathLike, seed: int = 0) -> P
     try:
         TINY_BUILDERS[builder](tmp, seed)
         (tmp / COMPLETE_MARKER).write_text(wanted)
+        if marker.exists() and marker.read_text() == wanted:
+            shutil.rmtree(tmp)  # another process (e.g. another rank) finished the same build first
+            return out
         if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+            shutil.rmtree(out)  # an older version of the tiny model
+        try:
+            os.replace(tmp, out)
+        except OSError:
+            if not (marker.exists() and marker.read_text() == wanted):
+                raise
+            shutil.rmtree(tmp)  # lost a race to an identical build
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

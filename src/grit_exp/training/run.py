@@ -91,16 +91,18 @@ def run_training(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]
     train_rows, eval_sets = load_dataset_splits(cfg.dataset, cfg.seed)
     if main:
         write_run_info(run_dir, cfg, [*train_rows, *(r for rows in eval_sets.values() for r in rows)])
-    adapter = build_adapter(cfg.model)
+    adapter = build_adapter(cfg.model) if main else None  # rank 0 builds a tiny model first, once
+    distributed.barrier()
+    adapter = adapter or build_adapter(cfg.model)
     judge = build_judge(cfg.judge)
     is_sft = cfg.algorithm.name == "sft"
 
+    precision = forward_precision(device, cfg.trainer.bf16)
     untrained_metrics: dict[str, float] = {}
     start_path = None
     if not is_sft and cfg.trainer.warm_start_sft_steps > 0:
         if cfg.trainer.eval_on_start and eval_sets and not ckpt.complete_checkpoints(run_dir / "checkpoints"):
             untrained_metrics = evaluate_untrained(cfg, adapter, judge, eval_sets, device, run_dir / "eval" / "untrained")
-        precision = forward_precision(device, cfg.trainer.bf16)
         if main:
             cached_warm_start(cfg, adapter, train_rows, paths_cache, device, precision)
         distributed.barrier()
@@ -117,7 +119,9 @@ def run_training(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]
     load_path = str(ckpt.model_dir(resume_from)) if resume_from is not None and not lora else start_path
     policy = adapter.load_model(device, path=load_path)
     if lora:
-        policy = apply_lora(policy, cfg.model.lora)
+        with torch.random.fork_rng():  # the same adapter initialisation on every process
+            torch.manual_seed(cfg.seed)
+            policy = apply_lora(policy, cfg.model.lora)
         if resume_from is not None:
             from peft import set_peft_model_state_dict
             from safetensors.torch import load_file
@@ -131,7 +135,6 @@ def run_training(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]
     optimizer = torch.optim.AdamW(params, lr=cfg.trainer.learning_rate, weight_decay=cfg.trainer.weight_decay)
     scheduler = build_scheduler(optimizer, cfg.trainer)
     sampler = PromptSampler(len(train_rows), cfg.seed)
-    precision = forward_precision(device, cfg.trainer.bf16)
     modules = StepModules(adapter, policy, reference, HFRollout(adapter, cfg.rollout), judge, optimizer, scheduler, cfg,
                           precision)
 
