@@ -225,7 +225,9 @@ class Table1Config:
 
 
 @dataclass
-class TrainConfig:
+class RunConfig:
+    """What every entry point composes: the shared groups plus experiment metadata."""
+
     seed: int = 0
     paths: PathsConfig = field(default_factory=PathsConfig)
     model: ModelConfig = MISSING
@@ -234,14 +236,18 @@ class TrainConfig:
     reward: RewardConfig = MISSING
     judge: JudgeConfig = MISSING
     rollout: RolloutConfig = MISSING
-    algorithm: AlgorithmConfig = MISSING
     cluster: ClusterConfig = MISSING
     logger: LoggerConfig = MISSING
-    trainer: TrainerConfig = field(default_factory=TrainerConfig)
     # Set by experiment files; free-form note shown in run_info.json and the report.
     experiment_note: str = ""
     # Set by the table1_* experiment files: the Table 1 row a run fills (grit_exp.report).
     table1: Table1Config = field(default_factory=Table1Config)
+
+
+@dataclass
+class TrainConfig(RunConfig):
+    algorithm: AlgorithmConfig = MISSING
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
 
 GROUP_SCHEMAS: dict[str, type] = {
@@ -380,18 +386,6 @@ class EvalSettingsConfig:
 
 
 @dataclass
-class EvalConfig:
-    seed: int = 0
-    paths: PathsConfig = field(default_factory=PathsConfig)
-    model: ModelConfig = MISSING
-    dataset: DatasetConfig = MISSING
-    prompt: PromptConfig = MISSING
-    reward: RewardConfig = MISSING
-    judge: JudgeConfig = MISSING
-    rollout: RolloutConfig = MISSING
-    cluster: ClusterConfig = MISSING
-    logger: LoggerConfig = MISSING
+class EvalConfig(RunConfig):
     metrics: EvalMetricsConfig = field(default_factory=EvalMetricsConfig)
     eval: EvalSettingsConfig = field(default_factory=EvalSettingsConfig)
-    experiment_note: str = ""
-    table1: Table1Config = field(default_factory=Table1Config)
