@@ -16,9 +16,10 @@ import json
 import logging
 import random
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from grit_exp.data.errors import DataError
 from grit_exp.data.schema import GritRow
@@ -30,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 ON_ERROR_CHOICES = ("raise", "skip")
 _LOCATIONS_SHOWN = 3
+T = TypeVar("T")
 
 
 @dataclass
@@ -78,7 +80,23 @@ def _read_file(file_cfg: Any, *, on_error: str, default_split: str, skipped: Ski
             f"data file {file_path} does not exist (check the dataset config's `path` and paths.data_root)",
             reason="missing_file",
         )
-    rows: list[GritRow] = []
+    return read_jsonl(
+        file_path,
+        lambda obj, location: parse_row(obj, image_root=image_root, location=location, default_split=default_split),
+        on_error=on_error,
+        skipped=skipped,
+    )
+
+
+def read_jsonl(
+    file_path: Path, parse: Callable[[Any, str], T], *, on_error: str, skipped: SkipReport
+) -> list[T]:
+    """`parse(obj, "file:line")` for each non-blank line's JSON value, in order.
+
+    Malformed JSON, and any `DataError` that `parse` raises, stop the read (on_error="raise") or drop
+    the line and count it by reason in `skipped` with its first locations (on_error="skip").
+    """
+    out: list[T] = []
     with file_path.open(encoding="utf-8") as handle:
         for line_number, line in enumerate(handle, start=1):
             if not line.strip():
@@ -94,16 +112,14 @@ def _read_file(file_cfg: Any, *, on_error: str, default_split: str, skipped: Ski
                         reason="malformed_json",
                         location=location,
                     ) from exc
-                rows.append(
-                    parse_row(obj, image_root=image_root, location=location, default_split=default_split)
-                )
+                out.append(parse(obj, location))
             except DataError as exc:
                 if on_error == "raise":
                     raise
                 skipped.counts[exc.reason] += 1
                 if len(skipped.locations[exc.reason]) < _LOCATIONS_SHOWN:
                     skipped.locations[exc.reason].append(exc.location or str(file_path))
-    return rows
+    return out
 
 
 def subset_rows(

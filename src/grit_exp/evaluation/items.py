@@ -15,7 +15,6 @@ Left out: model inference, replay-specific fields (`grit_exp.rollout.replay` pas
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -24,14 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from grit_exp.data.errors import DataError
-from grit_exp.data.reader import DataFile, SkipReport, subset_rows
+from grit_exp.data.reader import DataFile, SkipReport, read_jsonl, subset_rows
 from grit_exp.data.schema import GritRow
 from grit_exp.data.validation import parse_row
 from grit_exp.grounding.frames import ImageGeometry
 
 logger = logging.getLogger(__name__)
 
-_LOCATIONS_SHOWN = 3
 
 
 @dataclass
@@ -77,41 +75,18 @@ def read_items(
     file_path = Path(str(path)).expanduser()
     if not file_path.is_file():
         raise DataError(f"{file_path} does not exist (check the configured path)", reason="missing_file")
-    items: list[EvalItem] = []
-    with file_path.open(encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            location = f"{file_path}:{line_number}"
-            try:
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(
-                        f"malformed JSON ({exc.msg} at column {exc.colno}); each line must be one JSON object",
-                        reason="malformed_json",
-                        location=location,
-                    ) from exc
-                if not isinstance(obj, dict):
-                    raise DataError(
-                        f"expected a JSON object per line, got {type(obj).__name__}",
-                        reason="not_an_object",
-                        location=location,
-                    )
-                fields = take_fields(obj, location) if take_fields is not None else {}
-                row = parse_row(
-                    obj, image_root=image_root, location=location, default_split=default_split, require_image=False
-                )
-                extra = finish_fields(row, fields, location) if finish_fields is not None else fields
-            except DataError as exc:
-                if on_error == "raise":
-                    raise
-                skipped.counts[exc.reason] += 1
-                if len(skipped.locations[exc.reason]) < _LOCATIONS_SHOWN:
-                    skipped.locations[exc.reason].append(exc.location or str(file_path))
-                continue
-            items.append(EvalItem(row=row, image_missing=not Path(row.image).is_file(), set_name=set_name, **extra))
-    return items
+
+    def parse(obj: Any, location: str) -> EvalItem:
+        if not isinstance(obj, dict):
+            raise DataError(
+                f"expected a JSON object per line, got {type(obj).__name__}", reason="not_an_object", location=location
+            )
+        fields = take_fields(obj, location) if take_fields is not None else {}
+        row = parse_row(obj, image_root=image_root, location=location, default_split=default_split, require_image=False)
+        extra = finish_fields(row, fields, location) if finish_fields is not None else fields
+        return EvalItem(row=row, image_missing=not Path(row.image).is_file(), set_name=set_name, **extra)
+
+    return read_jsonl(file_path, parse, on_error=on_error, skipped=skipped)
 
 
 def _attr(obj: Any, key: str, default: Any = None) -> Any:
