@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -148,6 +149,14 @@ class ModelAdapter(ABC):
                 for param in groups[name]:
                     param.requires_grad_(False)
         return model
+
+    def save_model_dir(self, model: PreTrainedModel, out_dir: Path, state_dict: dict[str, torch.Tensor] | None = None) -> None:
+        """Write a complete Hugging Face model directory: weights (from `state_dict` when given, e.g.
+        consolidated from engine shards), config, generation config, processor and tokenizer files."""
+        out_dir = Path(out_dir)
+        model.save_pretrained(out_dir, state_dict=state_dict, safe_serialization=True)
+        self.processor.save_pretrained(out_dir)
+        self.tokenizer.save_pretrained(out_dir)
 
     def generation_kwargs(self) -> dict[str, Any]:
         return {
