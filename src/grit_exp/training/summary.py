@@ -1,6 +1,9 @@
-"""End-of-run summary: a before/after table of the eval metrics and a reward-curve PNG.
+"""End-of-run summary: a before/after table of the eval metrics and `reward_curve.png`.
 
-Reads only `metrics.jsonl`, so it works on any run directory (also from a notebook).
+Reads only `metrics.jsonl`, so it works on any run directory (also from a notebook). The figure is
+drawn by `grit_exp.reporting.curves.plot_reward_curve`; the table's columns are the untrained model
+(`init/...`, when a warm start ran), the first evaluation (step 0: the warm-start checkpoint) and the
+last one.
 """
 
 from __future__ import annotations
@@ -10,9 +13,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from grit_exp.reporting.curves import plot_reward_curve
+
 log = logging.getLogger("grit_exp.train")
 
-TABLE_METRICS = ("reward", "acc", "giou", "giou_paper", "ovd_map", "format", "mean_boxes")
+TABLE_METRICS = ("reward", "reward_sampled", "acc", "giou", "giou_paper", "ovd_map", "format", "mean_boxes")
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
@@ -45,34 +50,6 @@ def format_table(columns: list[str], table: dict[str, list[float | None]]) -> st
         change = f"  {known[-1] - known[0]:>+8.3f}" if len(known) >= 2 else ""
         lines.append(f"{key:<{width}}{cells}{change}")
     return "\n".join(lines)
-
-
-def plot_reward_curve(records: list[dict[str, Any]], out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    train = [(r["step"], r["train/reward"]) for r in records if r.get("train/reward") is not None]
-    if train:
-        ax.plot(*zip(*train, strict=True), label="train reward (sampled)", alpha=0.6)
-    eval_keys = sorted({k for r in records for k in r if k.startswith("eval/") and k.endswith("/reward")})
-    for key in eval_keys:
-        pts = [(r["step"], r[key]) for r in records if r.get(key) is not None]
-        (line,) = ax.plot(*zip(*pts, strict=True), marker="o", label=f"{key} (greedy)")
-        untrained = [r[k] for r in records if (k := "init/" + key.removeprefix("eval/")) in r and r[k] is not None]
-        if untrained:
-            ax.plot([0], untrained[:1], marker="x", markersize=9, color=line.get_color(), linestyle="none")
-    if any(k.startswith("init/") for r in records for k in r):
-        ax.plot([], [], marker="x", color="grey", linestyle="none", label="untrained model (before warm start)")
-    ax.set_xlabel("step")
-    ax.set_ylabel("reward")
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
 
 
 def summarize_run(run_dir: Path) -> dict[str, Any]:
