@@ -14,6 +14,8 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from grit_exp.errors import GritError
+
 # ---------------------------------------------------------------------------------------------
 # group schemas
 # ---------------------------------------------------------------------------------------------
@@ -217,8 +219,9 @@ class TrainerConfig:
 class Table1Config:
     """Which row of the paper's Table 1 a run fills (read by grit_exp.report); null: inferred.
 
-    `model` defaults to model.name (qwen2_5_vl_3b, internvl3_2b); `method` to prompt.name
-    (direct, cot, icl1, sft, grit). Any other value makes a row of its own, without paper numbers."""
+    `model` defaults to model.name (qwen2_5_vl_3b, internvl3_2b); `method` (direct, cot, icl1, sft,
+    grit) to what the weights are (grit_exp.reporting.methods: GRIT only for GRPO-trained weights, the
+    base model with the GRIT prompt is cot). Any other value makes a row of its own, without paper numbers."""
 
     model: str | None = None
     method: str | None = None
@@ -281,7 +284,7 @@ def register_configs() -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-class ConfigError(ValueError):
+class ConfigError(GritError, ValueError):
     """A composed config is well-typed but makes no sense; the message names the key."""
 
 
@@ -290,32 +293,61 @@ def _one_of(key: str, value: Any, valid: tuple[str, ...] | list[str]) -> None:
         raise ConfigError(f"{key}={value!r} is not valid; choose one of {', '.join(map(repr, valid))}")
 
 
-def validate(cfg: DictConfig | TrainConfig, world_size: int = 1) -> None:
+# Every enumerated setting and its valid values, checked for whichever of these keys a config holds
+# (`check_enumerated_values`); the entry points run it when composing, before Hydra runs the job
+# (grit_exp.preflight). judge.kind / judge.api_type are checked with the judge (validate_judge_config).
+ENUMERATED_VALUES: dict[str, tuple[str, ...]] = {
+    "model.family": MODEL_FAMILIES,
+    "model.dtype": DTYPES,
+    "model.attn_implementation": ATTN_IMPLEMENTATIONS,
+    "dataset.on_error": ("raise", "skip"),
+    "rollout.kind": ("hf", "replay"),
+    "rollout.on_error": ("raise", "skip"),
+    "algorithm.name": ("grpo", "dr_grpo", "dapo", "sft"),
+    "algorithm.scale_rewards": ("group", "batch", "none"),
+    "algorithm.loss_aggregation": ("seq_mean_token_mean", "token_mean", "seq_mean_token_sum_norm"),
+    "trainer.lr_scheduler": ("cosine", "constant"),
+    "logger.kind": ("jsonl", "wandb"),
+}
+_ABSENT = object()
+
+
+def check_enumerated_values(cfg: DictConfig) -> None:
+    """ConfigError for the first key of ENUMERATED_VALUES whose value is not one of its valid values."""
+    for key, valid in ENUMERATED_VALUES.items():
+        value = OmegaConf.select(cfg, key, default=_ABSENT)
+        if value is not _ABSENT and value is not None:
+            _one_of(key, value, valid)
+
+
+def validate_groups(cfg: DictConfig) -> None:
+    """The checks of every group that a composed config holds: the validation that train, evaluate
+    and infer share (each adds the checks of its own keys). Raises ConfigError naming the key."""
+    check_enumerated_values(cfg)
+    c: Any = cfg
+    if "model" in c:
+        if c.model.min_pixels > c.model.max_pixels:
+            raise ConfigError(f"model.min_pixels={c.model.min_pixels} exceeds model.max_pixels={c.model.max_pixels}")
+    if "dataset" in c:
+        if c.dataset.num_samples is not None and c.dataset.num_samples < 1:
+            raise ConfigError(f"dataset.num_samples={c.dataset.num_samples} must be >= 1 (or null for all rows)")
+    if "judge" in c:
+        from grit_exp.judge.factory import validate_judge_config  # light: no openai import
+
+        validate_judge_config(c.judge)  # kind, api_type, numbers; judge.api_key: null or ${oc.env:VAR} only
+    if "rollout" in c:
+        if c.rollout.kind == "replay" and not c.rollout.path:
+            raise ConfigError("rollout.kind=replay needs rollout.path=FILE.jsonl (recorded completions)")
+    if "reward" in c:
+        _validate_reward_terms(c)
+
+
+def validate(cfg: DictConfig, world_size: int = 1) -> None:
     """Check a composed training config; raise ConfigError naming the key and what is valid."""
     c: Any = cfg
-    _one_of("model.family", c.model.family, MODEL_FAMILIES)
-    _one_of("model.dtype", c.model.dtype, DTYPES)
-    _one_of("model.attn_implementation", c.model.attn_implementation, ATTN_IMPLEMENTATIONS)
-    if c.model.min_pixels > c.model.max_pixels:
-        raise ConfigError(f"model.min_pixels={c.model.min_pixels} exceeds model.max_pixels={c.model.max_pixels}")
-    _one_of("dataset.on_error", c.dataset.on_error, ("raise", "skip"))
-    if c.dataset.num_samples is not None and c.dataset.num_samples < 1:
-        raise ConfigError(f"dataset.num_samples={c.dataset.num_samples} must be >= 1 (or null for all rows)")
+    validate_groups(c)  # enumerated values, model, dataset, judge, rollout, reward
     if not c.dataset.train and not c.dataset.synthetic.enabled:
         raise ConfigError("dataset.train is empty and dataset.synthetic.enabled is false: no training data")
-    from grit_exp.judge.factory import validate_judge_config  # light: no openai import
-
-    validate_judge_config(c.judge)  # kind, api_type, numbers; judge.api_key: null or ${oc.env:VAR} only
-    _one_of("rollout.kind", c.rollout.kind, ("hf", "replay"))
-    if c.rollout.kind == "replay" and not c.rollout.path:
-        raise ConfigError("rollout.kind=replay needs rollout.path=FILE.jsonl")
-    _one_of("algorithm.name", c.algorithm.name, ("grpo", "dr_grpo", "dapo", "sft"))
-    _one_of("algorithm.scale_rewards", c.algorithm.scale_rewards, ("group", "batch", "none"))
-    _one_of(
-        "algorithm.loss_aggregation",
-        c.algorithm.loss_aggregation,
-        ("seq_mean_token_mean", "token_mean", "seq_mean_token_sum_norm"),
-    )
     if c.algorithm.name != "sft" and c.algorithm.num_generations < 2:
         raise ConfigError(
             f"algorithm.num_generations={c.algorithm.num_generations} must be >= 2: group-relative "
@@ -339,11 +371,8 @@ def validate(cfg: DictConfig | TrainConfig, world_size: int = 1) -> None:
                 f"per process (trainer.prompts_per_step={t.prompts_per_step} / {world_size} processes x "
                 f"algorithm.num_generations={c.algorithm.num_generations})"
             )
-    _one_of("trainer.lr_scheduler", t.lr_scheduler, ("cosine", "constant"))
     if t.keep_last < 1:
         raise ConfigError(f"trainer.keep_last={t.keep_last} must be >= 1")
-    _one_of("logger.kind", c.logger.kind, ("jsonl", "wandb"))
-    _validate_reward_terms(c)
 
 
 def _validate_reward_terms(c: Any) -> None:

@@ -16,7 +16,9 @@ from PIL import Image, ImageDraw
 
 def write_config(run: Path, model: str = "qwen2_5_vl_3b", prompt: str = "grit", family: str = "qwen2_5_vl",
                  model_path: str = "Qwen/Qwen2.5-VL-3B-Instruct", judge_kind: str = "openai",
-                 table1: dict[str, Any] | None = None, experiment: str | None = None, note: str = "") -> None:
+                 table1: dict[str, Any] | None = None, experiment: str | None = None, note: str = "",
+                 training: dict[str, Any] | None = None) -> None:
+    """`training`: the `algorithm` / `trainer` nodes of a training run's config (absent for evaluate runs)."""
     hydra_dir = run / ".hydra"
     hydra_dir.mkdir(parents=True, exist_ok=True)
     cfg = {
@@ -27,6 +29,7 @@ def write_config(run: Path, model: str = "qwen2_5_vl_3b", prompt: str = "grit", 
         "judge": {"kind": judge_kind, "model": "gpt-4o"},
         "experiment_note": note,
         "table1": table1 or {"model": None, "method": None},
+        **(training or {}),
     }
     (hydra_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     choices = {"model": model, "prompt": prompt, "judge": judge_kind, "experiment": experiment}
@@ -96,10 +99,15 @@ def make_evaluate_run(run: Path, datasets: dict[str, dict[str, Any]] | None = No
     return run
 
 
+GRPO_TRAINING = {"algorithm": {"name": "grpo"}, "trainer": {"warm_start_sft_steps": 250}}
+
+
 def make_training_run(run: Path, steps: tuple[int, ...] = (3, 6), **config: Any) -> Path:
-    """A training run: config, metrics.jsonl, and eval/step_<N>/metrics.json for each evaluated step."""
+    """A training run (GRPO with a warm start unless `training` says otherwise): config, metrics.jsonl,
+    and eval/step_<N>/metrics.json for each evaluated step."""
+    config.setdefault("training", GRPO_TRAINING)
     write_config(run, **config)
-    write_curves(run, steps=max(steps), eval_every=min(steps))
+    write_curves(run, steps=max(steps), eval_every=min(s for s in steps if s > 0))
     for step in steps:
         write_metrics(run / "eval" / f"step_{step}", {"vsr": {"n": 4, "acc": step / 10, "giou": 0.1, "giou_paper": 0.1}},
                       judge="rules")

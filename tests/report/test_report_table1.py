@@ -100,12 +100,12 @@ def test_multirun_layout_order_and_markdown(tmp_path):
     (sweep).mkdir(parents=True)
     (sweep / "multirun.yaml").write_text("hydra: {}\n")
     make_evaluate_run(sweep / "0", model="internvl3_2b", family="internvl", prompt="cot", judge_kind="rules")
-    make_evaluate_run(sweep / "1", model="qwen2_5_vl_3b", prompt="grit")
+    make_evaluate_run(sweep / "1", model="qwen2_5_vl_3b", prompt="grit", model_path="yfan1997/GRIT-20-Qwen2.5-VL-3B")
     make_evaluate_run(sweep / "2", model="qwen2_5_vl_3b", prompt="direct")
-    make_evaluate_run(sweep / "3", model="tiny_qwen2_5_vl", prompt="grit")  # no paper row
+    make_evaluate_run(sweep / "3", model="tiny_qwen2_5_vl", prompt="grit")  # base model + GRIT prompt: CoT, no paper row
     rows = build_table1(collect_results([tmp_path / "multirun"]))
     assert [(r.result.model, r.result.method) for r in rows] == [
-        ("qwen2_5_vl_3b", "direct"), ("qwen2_5_vl_3b", "grit"), ("internvl3_2b", "cot"), ("tiny_qwen2_5_vl", "grit")]
+        ("qwen2_5_vl_3b", "direct"), ("qwen2_5_vl_3b", "grit"), ("internvl3_2b", "cot"), ("tiny_qwen2_5_vl", "cot")]
     table = md_table(render_markdown(rows))
     header, body = table[0], table[1:]
     assert header[:3] == ["model", "method", "row"] and header[-2:] == ["judge", "run"]
@@ -113,7 +113,8 @@ def test_multirun_layout_order_and_markdown(tmp_path):
                            "OVDEval GIoU"]
     assert [r[2] for r in body] == ["ours", "paper", "Δ"] * 3 + ["ours"]
     qwen_grit_ours, qwen_grit_paper, qwen_grit_delta = body[3:6]
-    assert qwen_grit_ours[3] == "75.0 / 0.300" and qwen_grit_ours[5] == ""  # GQA blank
+    assert qwen_grit_ours[3] == "75.0 / 0.300 (n=10)†" and qwen_grit_ours[5] == ""  # GQA blank
+    assert qwen_grit_ours[7] == "85.0 (n=16)†"  # MME: n summed over its four subsets
     assert qwen_grit_paper[3] == "72.9 / 0.325" and qwen_grit_paper[7] == "89.3"
     assert qwen_grit_delta[3] == "+2.1 / -0.025" and qwen_grit_delta[7] == "-4.3" and qwen_grit_delta[8] == "+0.012"
     assert body[6][-2] == "rules" and body[3][-2] == "openai:gpt-4o"  # how each row was judged
@@ -130,9 +131,10 @@ def test_no_paper_leaves_out_paper_rows_and_columns(tmp_path):
 
 
 def test_csv_parses_with_full_precision_and_deltas(tmp_path):
-    make_evaluate_run(tmp_path / "run")
+    make_evaluate_run(tmp_path / "run", model_path="yfan1997/GRIT-20-Qwen2.5-VL-3B")
     rows = build_table1(collect_results([tmp_path]))
     (line,) = list(csv.DictReader(io.StringIO(render_csv(rows))))
+    assert (line["vsr_n"], line["mme_n"], line["gqa_n"]) == ("10", "16", "")
     assert float(line["vsr_acc"]) == pytest.approx(75.0) and line["vsr_acc_paper"] == "72.9"
     assert float(line["vsr_acc_delta"]) == pytest.approx(2.1)
     assert float(line["mme_acc_delta"]) == pytest.approx(-4.3)
@@ -141,7 +143,8 @@ def test_csv_parses_with_full_precision_and_deltas(tmp_path):
 
 
 def test_latex_is_well_formed(tmp_path):
-    make_evaluate_run(tmp_path / "a", model="internvl3_2b", family="internvl", prompt="sft")
+    make_evaluate_run(tmp_path / "a", model="internvl3_2b", family="internvl", prompt="sft",
+                      table1={"model": "internvl3_2b", "method": "sft"})
     make_evaluate_run(tmp_path / "b", model="my_model", prompt="grit_paper_reward")
     tex = render_latex(build_table1(collect_results([tmp_path])))
     assert tex.count(r"\begin{tabular}") == tex.count(r"\end{tabular}") == 1

@@ -8,7 +8,9 @@ its last evaluated step, marked as such. Directories are searched recursively, s
 folder (numbered subdirectories) works like a list of runs.
 
 The Table 1 row of a result is `table1.model` / `table1.method` from the config when set (the
-table1_* experiment files set them), else `model.name` / `prompt.name`.
+table1_* experiment files set them), else `model.name` and the method the weights stand for
+(`methods.py`: GRIT only for GRPO-trained weights; a base model with the GRIT prompt is CoT).
+A training run's `eval/untrained/` is included with `all_steps`.
 
 Left out: laying out tables (`table1.py`) and plotting (`curves.py`).
 """
@@ -26,6 +28,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from grit_exp.reporting.methods import run_method
+
 log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.json"
@@ -33,7 +37,8 @@ CURVES_FILE = "metrics.jsonl"
 CONFIG_FILE = Path(".hydra") / "config.yaml"
 STEP_DIR = re.compile(r"^step_(\d+)$")
 PRUNED_DIRS = {"checkpoints", "images", "__pycache__"}  # never hold results; can be large
-KINDS = ("evaluate", "train_eval", "quick_eval")
+KINDS = ("evaluate", "train_eval", "quick_eval", "untrained_eval")  # untrained_eval: <run>/eval/untrained/
+UNTRAINED_DIR = "untrained"
 
 
 class ReportError(ValueError):
@@ -63,6 +68,8 @@ class RunResult:
         """A short, unique-enough name: the last two folders of the run, plus the step when there is one."""
         parts = self.run_dir.resolve().parts[-2:]
         name = "/".join(parts)
+        if self.kind == "untrained_eval":
+            return f"{name}@untrained"
         return f"{name}@{self.step}" if self.step is not None and self.kind != "evaluate" else name
 
 
@@ -101,7 +108,8 @@ def run_dir_of(source: Path) -> Path:
     """The run folder whose .hydra/config.yaml describes `source`: itself, or for `<run>/eval/step_N` the run."""
     if (source / CONFIG_FILE).is_file():
         return source
-    if STEP_DIR.match(source.name) and source.parent.name == "eval" and (source.parent.parent / CONFIG_FILE).is_file():
+    in_eval = (STEP_DIR.match(source.name) or source.name == UNTRAINED_DIR) and source.parent.name == "eval"
+    if in_eval and (source.parent.parent / CONFIG_FILE).is_file():
         return source.parent.parent
     where = f"{source / CONFIG_FILE}"
     if STEP_DIR.match(source.name) and source.parent.name == "eval":
@@ -193,8 +201,9 @@ def _config_judge(cfg: dict[str, Any]) -> str:
     return str(kind) if kind == "rules" else f"{kind}:{judge.get('model')}"
 
 
-def describe_run(run_dir: Path) -> dict[str, Any]:
-    """Model, method, prompt, checkpoint, experiment and note of a run, from its saved config."""
+def describe_run(run_dir: Path, kind: str = "evaluate", step: int | None = None) -> dict[str, Any]:
+    """Model, method, prompt, checkpoint, experiment and note of a run, from its saved config; the method
+    from how the weights were made (`methods.run_method`), never from the prompt alone."""
     cfg = _load_yaml(run_dir / CONFIG_FILE)
     model_cfg, prompt_cfg = cfg.get("model") or {}, cfg.get("prompt") or {}
     table1 = cfg.get("table1") or {}
@@ -205,7 +214,7 @@ def describe_run(run_dir: Path) -> dict[str, Any]:
     checkpoint = (cfg.get("eval") or {}).get("checkpoint") or model_cfg.get("path", "")  # eval.yaml: eval.checkpoint
     return {
         "model": str(model),
-        "method": str(table1.get("method") or prompt),
+        "method": run_method(cfg, kind, step, _load_yaml),
         "prompt": str(prompt),
         "model_path": str(checkpoint),
         "experiment": _hydra_choice(run_dir, "experiment"),
@@ -215,7 +224,7 @@ def describe_run(run_dir: Path) -> dict[str, Any]:
 
 
 def _result(source: Path, run_dir: Path, kind: str, step: int | None, datasets: dict, meta: dict) -> RunResult:
-    info = describe_run(run_dir)
+    info = describe_run(run_dir, kind, step)
     if kind == "quick_eval":
         judge = f"{info['config_judge']} (quick eval)"
     elif meta.get("judge"):
@@ -250,6 +259,12 @@ def collect_results(roots: Sequence[Path | str], all_steps: bool = False, skip_i
     by_run: dict[Path, list[tuple[int, Path]]] = {}
     for source in metric_dirs:
         match = STEP_DIR.match(source.name)
+        if source.name == UNTRAINED_DIR and source.parent.name == "eval":
+            covered_runs.add(source.parent.parent)
+            if all_steps:
+                attempt(lambda source=source: _result(source, run_dir_of(source), "untrained_eval", None,
+                                                      *read_metrics_json(source / METRICS_FILE)))
+            continue
         if match and source.parent.name == "eval":
             by_run.setdefault(source.parent.parent, []).append((int(match.group(1)), source))
             covered_runs.add(source.parent.parent)

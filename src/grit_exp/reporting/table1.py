@@ -3,7 +3,8 @@
 One row per result, grouped and ordered by (model, method) as in the paper. Numbers are ACC x100
 (the mean raw judge score of a dataset) and GIoU (`giou_paper` by default: the authors' scorer's
 convention, the one the paper's numbers used; `giou="exact"` shows `giou`, boxes mapped exactly to
-original pixels). MME's ACC is the unweighted mean of its subsets' ACC (our reading of "the paper
+original pixels). Each cell of ours shows its `n` (unique samples; MME: summed over the subsets) and
+a dagger when n < MIN_COMPARABLE_N, too few to compare with the paper (see `footnotes`). MME's ACC is the unweighted mean of its subsets' ACC (our reading of "the paper
 averages the MME subsets"; mme_val.jsonl has 240 rows in four subsets: with equal subset sizes this
 is also the pooled mean). Δ = ours - paper, in the table's units. Every row says how it was judged.
 
@@ -36,6 +37,10 @@ from grit_exp.reporting.paper import (
 )
 
 GIOU_FIELDS = {"paper": "giou_paper", "exact": "giou"}
+# Below this many samples a cell is marked: the 95% interval of an ACC (binomial, worst case p = 0.5) is
+# wider than +-1.96 * 0.5 / sqrt(200) = +-6.9 points; the paper's eval sets have 240 to ~2150 samples.
+MIN_COMPARABLE_N = 200
+FEW_SAMPLES_MARK = "†"
 
 
 @dataclass
@@ -43,6 +48,7 @@ class Table1Row:
     result: RunResult
     values: dict[str, float | None]  # metric key -> ACC x100 / GIoU; None: blank cell
     notes: list[str] = field(default_factory=list)
+    counts: dict[str, int | None] = field(default_factory=dict)  # column key -> n (samples evaluated)
 
     @property
     def paper(self) -> dict[str, PaperValue] | None:
@@ -111,6 +117,23 @@ def table1_values(result: RunResult, giou: str = "paper") -> tuple[dict[str, flo
     return values, notes
 
 
+def _count(entry: dict[str, Any] | None) -> int | None:
+    n = (entry or {}).get("n")
+    return int(n) if isinstance(n, int | float) and not isinstance(n, bool) else None
+
+
+def column_counts(result: RunResult) -> dict[str, int | None]:
+    """n per Table 1 column of one result: the dataset's unique samples; MME: the subsets' sum."""
+    counts: dict[str, int | None] = {}
+    for col in COLUMNS:
+        if col.subset_prefix and any(name.startswith(col.subset_prefix) for name in result.datasets):
+            subsets = [_count(m) for name, m in result.datasets.items() if name.startswith(col.subset_prefix)]
+            counts[col.key] = sum(n for n in subsets if n is not None) if any(n is not None for n in subsets) else None
+        else:
+            counts[col.key] = _count(_column_entry(col, result.datasets)[1])
+    return counts
+
+
 def _order(row: Table1Row) -> tuple:
     r = row.result
     model_rank = MODEL_ORDER.index(r.model) if r.model in MODEL_ORDER else len(MODEL_ORDER)
@@ -121,7 +144,7 @@ def _order(row: Table1Row) -> tuple:
 def build_table1(results: Sequence[RunResult], giou: str = "paper") -> list[Table1Row]:
     if giou not in GIOU_FIELDS:
         raise ValueError(f"giou={giou!r} is not valid; choose one of {', '.join(GIOU_FIELDS)}")
-    rows = [Table1Row(r, *table1_values(r, giou)) for r in results]
+    rows = [Table1Row(r, *table1_values(r, giou), counts=column_counts(r)) for r in results]
     return sorted(rows, key=_order)
 
 
@@ -135,15 +158,23 @@ def _fmt(key: str, value: float | None, signed: bool = False) -> str:
     return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
 
 
-def _cells(col: Column, parts: dict[str, str]) -> str:
+def count_text(n: int | None) -> str:
+    """" (n=12)†" for a cell of ours: its sample count, marked when too few to compare with the paper."""
+    if n is None:
+        return ""
+    return f" (n={n})" + (FEW_SAMPLES_MARK if n < MIN_COMPARABLE_N else "")
+
+
+def _cells(col: Column, parts: dict[str, str], n: int | None = None) -> str:
     keys = [f"{col.key}_acc"] * col.acc + [f"{col.key}_giou"] * col.giou
     texts = [parts[k] for k in keys]
-    return "" if all(t == "–" for t in texts) else " / ".join(texts)
+    return "" if all(t == "–" for t in texts) else " / ".join(texts) + count_text(n)
 
 
 def _row_cells(row: Table1Row, which: str) -> list[str]:
     if which == "ours":
         parts = {k: _fmt(k, v) for k, v in row.values.items()}
+        return [_cells(col, parts, row.counts.get(col.key)) for col in COLUMNS]
     elif which == "paper":
         paper = row.paper or {}
         parts = {k: paper[k].text if k in paper else "–" for k in metric_keys()}
@@ -183,6 +214,11 @@ def footnotes(rows: Sequence[Table1Row], giou: str = "paper", paper: bool = True
            "predicted boxes mapped exactly to original pixels (not the paper's convention)."),
         "MME ACC: the unweighted mean of the subsets' ACC (" + ", ".join(MME_SUBSETS) + ").",
         "Blank cell: the dataset is not in that run's results.",
+        f"n: unique samples behind a cell of ours (MME: summed over its subsets). {FEW_SAMPLES_MARK} marks n < "
+        f"{MIN_COMPARABLE_N}: the 95% interval of an ACC is then wider than ±7 points (binomial, worst case), too "
+        "few samples to compare with the paper's numbers (its eval sets have 240 to ~2150).",
+        "method: what the weights are, not the prompt: GRIT only for GRPO-GR-trained weights (a training run, "
+        "a checkpoint of one, or a released GRIT checkpoint); a base model with the GRIT prompt is CoT.",
     ]
     if paper:
         notes.append("Δ = ours − paper, in the table's units (ACC points x100, GIoU).")
@@ -211,6 +247,7 @@ def render_csv(rows: Sequence[Table1Row], paper: bool = True) -> str:
     metrics = []
     for key in metric_keys():
         metrics += [key, f"{key}_paper", f"{key}_delta"] if paper else [key]
+    metrics += [f"{col.key}_n" for col in COLUMNS]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(meta + metrics)
@@ -223,13 +260,14 @@ def render_csv(rows: Sequence[Table1Row], paper: bool = True) -> str:
             if paper:
                 published = (row.paper or {}).get(key)
                 line += [published.text if published else "", _csv_number(row.delta(key))]
+        line += ["" if row.counts.get(col.key) is None else row.counts[col.key] for col in COLUMNS]
         writer.writerow(line)
     return buf.getvalue()
 
 
 _TEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "–": "--", "−": "-",
-                "—": "---", "Δ": r"$\Delta$", "`": ""}
+                "—": "---", "Δ": r"$\Delta$", "`": "", "†": r"$^\dagger$", "±": r"$\pm$"}
 
 
 def tex_escape(text: str) -> str:
