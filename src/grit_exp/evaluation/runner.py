@@ -238,7 +238,10 @@ def evaluate_model(
     processes must call it with the same rows. Training calls it at `<run>/eval/step_<N>/`."""
     options = options or EvalOptions.from_config(cfg)
     meta = base_meta(cfg, judge, "greedy")
-    meta.update(rollout="hf", max_new_tokens=int(cfg.rollout.max_new_tokens), step=step, **(extra_meta or {}))
+    from grit_exp.rollout.hf import HFRollout
+
+    meta.update(rollout="hf", max_new_tokens=int(cfg.rollout.max_new_tokens), step=step,
+                generation=HFRollout(adapter, cfg.rollout).settings(greedy=True), **(extra_meta or {}))
     return evaluate_items(
         items if items is not None else items_from_rows(eval_sets),
         Path(out_dir),

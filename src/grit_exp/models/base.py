@@ -27,6 +27,14 @@ log = logging.getLogger(__name__)
 
 TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
+# Special tokens that are part of what a model writes: Qwen's and InternVL's grounding syntax. They
+# may be sampled and stay in decoded text; every other special token except the end-of-turn is
+# structural (image / video placeholders, <|im_start|>, padding) and is never sampled.
+GROUNDING_TOKENS = (
+    "<|object_ref_start|>", "<|object_ref_end|>", "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>",
+    "<ref>", "</ref>", "<box>", "</box>", "<quad>", "</quad>",
+)
+
 
 @dataclass
 class PromptBatch:
@@ -110,9 +118,24 @@ class ModelAdapter(ABC):
         return sorted(i for i in ids if i is not None and i >= 0)
 
     def _suppressed_token_ids(self) -> list[int]:
-        """Special tokens the policy must never sample (an untrained model would emit image pads)."""
-        keep = set(self.eos_token_ids)
+        """Special tokens the policy must never sample (an untrained model would emit image pads):
+        every special token except the end-of-turn ones and the grounding syntax (`GROUNDING_TOKENS`)."""
+        vocab = self.tokenizer.get_vocab()
+        keep = set(self.eos_token_ids) | {vocab[t] for t in GROUNDING_TOKENS if t in vocab}
         return sorted(set(self.tokenizer.all_special_ids) - keep)
+
+    def decode_completions(self, completion_ids: torch.Tensor, completion_mask: torch.Tensor) -> list[str]:
+        """The text of each completion: its real tokens (mask 1) without end-of-turn, padding and the
+        other never-sampled special tokens. Grounding tokens (`<ref>`, `<box>`, `<|box_start|>` ...)
+        stay in the text: `skip_special_tokens=True` would strip them with the rest."""
+        dropped = set(self.eos_token_ids) | set(self.suppressed_token_ids)
+        if self.pad_token_id is not None:
+            dropped.add(self.pad_token_id)
+        rows = [
+            [t for t, m in zip(ids.tolist(), mask.tolist(), strict=True) if m and t not in dropped]
+            for ids, mask in zip(completion_ids, completion_mask, strict=True)
+        ]
+        return self.tokenizer.batch_decode(rows, skip_special_tokens=False)
 
     def chat_text(self, user_text: str) -> str:
         messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": user_text}]}]

@@ -3,18 +3,26 @@
 Returns token ids, a mask of the real completion tokens (through the first EOS), decoded texts and
 the prompts' image geometry, trimmed to the longest real completion of the batch (never padded to
 max_new_tokens). It does not score or train.
+
+`generate` runs with a `GenerationConfig` built from the config tree (`rollout/generation.py`) and
+the adapter's token ids, and while it runs the model's own `generation_config` (read from the
+checkpoint's generation_config.json) is set aside: `generate` fills every unset field from it, so a
+checkpoint's `repetition_penalty: 1.05` would otherwise stay on silently.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-from transformers import PreTrainedModel
+from transformers import GenerationConfig, PreTrainedModel
 
 from grit_exp.data.schema import GritRow
 from grit_exp.models.base import ModelAdapter, PromptBatch
+from grit_exp.rollout.generation import generation_settings
 
 
 @dataclass
@@ -52,20 +60,41 @@ def completion_mask(ids: torch.Tensor, eos_token_ids: list[int]) -> torch.Tensor
     return (~seen_before).long()
 
 
+def _generating_model(model: torch.nn.Module) -> PreTrainedModel:
+    """The transformers model whose `generate` runs (inside a PEFT or DDP wrapper, if any)."""
+    for module in model.modules():
+        if isinstance(module, PreTrainedModel):
+            return module
+    raise TypeError(f"{type(model).__name__} holds no transformers model to generate with")
+
+
+@contextmanager
+def only_these_settings(model: torch.nn.Module, config: GenerationConfig) -> Iterator[None]:
+    """Make `config` the model's generation config while generating, so `generate` merges nothing
+    from the checkpoint's generation_config.json into it."""
+    target = _generating_model(model)
+    saved = target.generation_config
+    target.generation_config = config
+    try:
+        yield
+    finally:
+        target.generation_config = saved
+
+
 class HFRollout:
     def __init__(self, adapter: ModelAdapter, cfg: Any):
         self.adapter = adapter
         self.cfg = cfg
 
-    def sampling_kwargs(self, greedy: bool) -> dict[str, Any]:
-        kwargs: dict[str, Any] = dict(max_new_tokens=self.cfg.max_new_tokens, **self.adapter.generation_kwargs())
-        if self.cfg.stop_strings:
-            kwargs.update(stop_strings=list(self.cfg.stop_strings), tokenizer=self.adapter.tokenizer)
-        if greedy:
-            kwargs.update(do_sample=False, temperature=None, top_k=None, top_p=None)
-        else:
-            kwargs.update(do_sample=True, temperature=self.cfg.temperature, top_k=self.cfg.top_k, top_p=self.cfg.top_p)
-        return kwargs
+    def settings(self, greedy: bool) -> dict[str, Any]:
+        """The effective generation settings (config tree + the tokenizer's ids), for metadata."""
+        return {**generation_settings(self.cfg, greedy), **self.adapter.generation_kwargs()}
+
+    def generation_config(self, greedy: bool) -> GenerationConfig:
+        settings = self.settings(greedy)
+        if not settings["stop_strings"]:
+            settings["stop_strings"] = None
+        return GenerationConfig(**settings)
 
     @torch.no_grad()
     def generate(
@@ -80,8 +109,10 @@ class HFRollout:
         prompt = self.adapter.build_prompt_batch(rows, user_texts).repeat_interleave(num_generations).to(device)
         was_training = model.training
         model.eval()
+        config = self.generation_config(greedy)
         try:
-            sequences = model.generate(**prompt.inputs, **self.sampling_kwargs(greedy))
+            with only_these_settings(model, config):
+                sequences = model.generate(**prompt.inputs, generation_config=config, tokenizer=self.adapter.tokenizer)
         finally:
             model.train(was_training)
         ids = sequences[:, prompt.prompt_length :]
@@ -90,6 +121,6 @@ class HFRollout:
             mask = mask * (ids != self.adapter.pad_token_id).long()  # rows finished by a stop string
         longest = int(mask.sum(1).max().item()) if mask.numel() else 0
         ids, mask = ids[:, :longest], mask[:, :longest]
-        texts = self.adapter.tokenizer.batch_decode(ids.masked_fill(mask == 0, self.adapter.pad_token_id), skip_special_tokens=True)
+        texts = self.adapter.decode_completions(ids, mask)
         repeated_rows = [r for r in rows for _ in range(num_generations)]
         return Rollout(prompt, repeated_rows, ids, mask, texts)

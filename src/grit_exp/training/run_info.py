@@ -1,7 +1,8 @@
 """`run_info.json`: what is needed to trust and rebuild a run's numbers.
 
 Git commit and dirty flag, package versions, a fingerprint of the data (every row's key and its
-image file's size and mtime), host, command line and start time. Secrets never appear: only the
+image file's size and mtime), host, command line, start time and the generation settings in effect
+(from the config tree; a checkpoint's generation_config.json is ignored, see `rollout/generation.py`). Secrets never appear: only the
 resolved config (keys are refused at compose time) and public facts are written.
 """
 
@@ -59,6 +60,16 @@ def data_fingerprint(rows: list[GritRow]) -> str:
     return h.hexdigest()
 
 
+def generation_info(cfg: Any) -> dict[str, Any] | None:
+    """The sampled and greedy generation settings of a run with a live model; None for a replay."""
+    from grit_exp.rollout.generation import generation_record
+
+    rollout = cfg.get("rollout") if hasattr(cfg, "get") else getattr(cfg, "rollout", None)
+    if rollout is None or rollout.kind != "hf":
+        return None
+    return generation_record(rollout)
+
+
 def write_run_info(run_dir: Path, cfg: Any, rows: list[GritRow]) -> dict[str, Any]:
     info = {
         "git": git_state(Path(__file__).resolve().parents[3]),
@@ -71,6 +82,7 @@ def write_run_info(run_dir: Path, cfg: Any, rows: list[GritRow]) -> dict[str, An
         "argv": sys.argv,
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "experiment_note": cfg.experiment_note,
+        "generation": generation_info(cfg),
     }
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "run_info.json").write_text(json.dumps(info, indent=2))
