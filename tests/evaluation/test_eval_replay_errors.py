@@ -13,6 +13,9 @@ from grit_exp.data.errors import DataError
 from grit_exp.evaluation.runner import run_evaluation
 from grit_exp.rollout.replay import read_replay
 
+# the frame of lines without model_family / image_grid_thw: given explicitly, never guessed
+QWEN_FRAME = dict(default_family="qwen2_5_vl", min_pixels=3136, max_pixels=12544)
+
 
 def good(**changes) -> dict:
     row = {"question": "How many cats?", "answer": "2", "image": "img.png", "width": 64, "height": 32,
@@ -46,10 +49,10 @@ def write(folder: Path, lines: list, image: bool = True) -> Path:
 def test_a_bad_line_names_file_and_line(tmp_path, bad, message, reason):
     path = write(tmp_path, [good(), good(question="q2"), bad])
     with pytest.raises(DataError) as err:
-        read_replay(path)
+        read_replay(path, **QWEN_FRAME)
     assert f"{path}:3" in str(err.value) and message in str(err.value)
     assert err.value.reason == reason
-    items, skipped = read_replay(path, on_error="skip")
+    items, skipped = read_replay(path, on_error="skip", **QWEN_FRAME)
     assert len(items) == 2 and skipped.total == 1 and skipped.counts == {reason: 1}
 
 
@@ -60,7 +63,7 @@ def test_missing_replay_file_is_named(tmp_path):
 
 def test_image_root_defaults_to_the_replay_folder_and_can_be_set(tmp_path):
     path = write(tmp_path / "a", [good()])
-    (items, _) = read_replay(path)
+    (items, _) = read_replay(path, **QWEN_FRAME)
     assert items[0].row.image == str(tmp_path / "a" / "img.png") and not items[0].image_missing
     (items, _) = read_replay(path, image_root=tmp_path, default_family="internvl")
     assert items[0].image_missing  # img.png is not in tmp_path itself
@@ -81,7 +84,8 @@ def test_skipped_lines_and_missing_images_are_counted_in_metrics(compose_eval, t
     assert m["tallyqa"]["n"] == 2 and m["tallyqa"]["missing_images"] == 1 and m["tallyqa"]["n_scored"] == 2
     assert m["tallyqa"]["acc"] == 1.0 and m["tallyqa"]["n_judged"] == 2
     assert m["_meta"]["replay"] == {"path": str(path), "skipped": 2,
-                                    "skipped_by_reason": {"malformed_json": 1, "wrong_type": 1}}
+                                    "skipped_by_reason": {"malformed_json": 1, "wrong_type": 1},
+                                    "boxes_outside_frame": 0}
     samples = [json.loads(x) for x in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
     assert [s["image_missing"] for s in samples] == [False, True]
     assert samples[1]["metrics"]["giou_paper"] == 0.0  # "<answer>2</answer>" has no box; GT exists

@@ -42,6 +42,7 @@ class EvalItem:
     family: str | None = None
     geometry: ImageGeometry | None = None
     completion_tokens: int | None = None
+    boxes_outside_frame: int = 0  # replay: paper-regex boxes beyond the model's frame (a wrong frame's sign)
 
 
 # take_fields(obj, location) -> fields: removes its own keys from the JSON object before validation;

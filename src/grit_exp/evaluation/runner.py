@@ -265,6 +265,7 @@ def evaluate_replay(
         "path": str(cfg.rollout.path),
         "skipped": skipped.total if skipped is not None else 0,
         "skipped_by_reason": dict(sorted(skipped.counts.items())) if skipped is not None else {},
+        "boxes_outside_frame": sum(item.boxes_outside_frame for item in items),
     })
     return evaluate_items(
         items, Path(out_dir), complete=replay_completer(cfg.prompt), reward_cfg=cfg.reward, judge=judge,

@@ -4,12 +4,17 @@
 `image`, `width`, `height`, `bboxs`, `dataset`, ...) plus:
 
 - `completion` (required): the model's text;
-- `model_family` (optional): "qwen2_5_vl" or "internvl", the frame of the completion's boxes;
-  default: `model.family` of the config;
-- `image_grid_thw` (optional, Qwen only): the processor's (t, grid_h, grid_w) for this image, as
-  [t, h, w] or [[t, h, w]]; without it the resized frame is recomputed from the original size and
-  `model.min_pixels` / `model.max_pixels` (Qwen's smart resize);
+- `model_family`: "qwen2_5_vl" or "internvl", the frame of the completion's boxes;
+- `image_grid_thw` (Qwen only): the processor's (t, grid_h, grid_w) for this image, as [t, h, w] or
+  [[t, h, w]]: the resized frame the model wrote its pixels in;
 - `completion_tokens` (optional): the completion's length in tokens, for `mean_completion_tokens`.
+
+A frame is never guessed. A line without `model_family` takes `model.family`, and a Qwen line
+without `image_grid_thw` recomputes the resized frame from `model.min_pixels` / `model.max_pixels`
+(Qwen's smart resize), only when the config names a real model (`model.tiny_builder` null, e.g.
+`model=qwen2_5_vl_3b`): the tiny demo model's 112 px frame is not the frame of anyone's completions.
+Otherwise the line is an error that names the key to set. Boxes that fall outside their frame (a
+sign of a wrong frame) are counted per item and reported in a warning.
 
 Relative `image` paths resolve against `rollout.image_root`, default: the replay file's folder. A
 missing image is recorded and counted, not an error (the boxes need only the row's size). A bad
@@ -31,6 +36,7 @@ from grit_exp.data.errors import DataError
 from grit_exp.data.reader import SkipReport
 from grit_exp.data.schema import GritRow
 from grit_exp.evaluation.items import EvalItem, new_skip_report, read_items
+from grit_exp.grounding.boxes import parse_paper_boxes
 from grit_exp.grounding.frames import ImageGeometry
 
 logger = logging.getLogger(__name__)
@@ -54,11 +60,37 @@ def _grid(value: Any, location: str) -> list[int]:
     return list(grid)
 
 
-class ReplayFields:
-    """The read_items hooks that take the replay fields out of a line and build the box geometry."""
+NO_FAMILY = (
+    "no 'model_family' in this line and the config names no real model to take it from: add "
+    "\"model_family\": \"qwen2_5_vl\" or \"internvl\" to each line, or choose the model that wrote the "
+    "completions (model=qwen2_5_vl_3b, model=internvl3_2b)"
+)
+NO_QWEN_FRAME = (
+    "a Qwen completion without 'image_grid_thw' and the config names no real Qwen model whose resize gives "
+    "the frame: add \"image_grid_thw\": [t, grid_h, grid_w] to each line, or choose the model that wrote the "
+    "completions (model=qwen2_5_vl_3b, or its model.min_pixels / model.max_pixels with model.tiny_builder=null)"
+)
 
-    def __init__(self, default_family: str, min_pixels: int, max_pixels: int) -> None:
-        if default_family not in MODEL_FAMILIES:
+
+def boxes_outside_frame(completion: str, geometry: ImageGeometry) -> int:
+    """How many of the completion's (paper-regex) boxes leave the model's frame: a wrong frame's symptom."""
+    width, height = (1000.0, 1000.0) if geometry.family == "internvl" else (geometry.input_width, geometry.input_height)
+    if width is None or height is None:
+        return 0
+    return sum(
+        1 for b in parse_paper_boxes(completion)
+        if min(b.box) < 0 or max(b.box[0], b.box[2]) > width or max(b.box[1], b.box[3]) > height
+    )
+
+
+class ReplayFields:
+    """The read_items hooks that take the replay fields out of a line and build the box geometry.
+
+    `default_family` is the family of lines without `model_family` and `min_pixels` / `max_pixels`
+    the Qwen resize limits of lines without `image_grid_thw`; None: such lines are errors."""
+
+    def __init__(self, default_family: str | None, min_pixels: int | None, max_pixels: int | None) -> None:
+        if default_family is not None and default_family not in MODEL_FAMILIES:
             raise DataError(f"model.family={default_family!r} is not valid; choose one of {MODEL_FAMILIES}", reason="config")
         self.default_family, self.min_pixels, self.max_pixels = default_family, min_pixels, max_pixels
 
@@ -78,6 +110,8 @@ class ReplayFields:
                 location=location,
             )
         family = fields.get("model_family", self.default_family)
+        if family is None:
+            raise DataError(NO_FAMILY, reason="no_frame", location=location)
         if family not in MODEL_FAMILIES:
             raise DataError(
                 f"model_family={family!r} is not valid; choose one of {', '.join(MODEL_FAMILIES)}",
@@ -108,8 +142,10 @@ class ReplayFields:
                 geometry = ImageGeometry.for_internvl(row.width, row.height)
             elif fields.get("image_grid_thw") is not None:
                 geometry = ImageGeometry.for_qwen_grid(row.width, row.height, fields["image_grid_thw"])
-            else:
+            elif self.min_pixels is not None and self.max_pixels is not None:
                 geometry = ImageGeometry.for_qwen_pixels(row.width, row.height, self.min_pixels, self.max_pixels)
+            else:
+                raise DataError(NO_QWEN_FRAME, reason="no_frame", location=location)
         except ValueError as err:
             raise DataError(str(err), reason="bad_geometry", location=location) from err
         return {
@@ -117,6 +153,7 @@ class ReplayFields:
             "family": family,
             "geometry": geometry,
             "completion_tokens": fields.get("completion_tokens"),
+            "boxes_outside_frame": boxes_outside_frame(fields["completion"], geometry),
         }
 
 
@@ -125,11 +162,14 @@ def read_replay(
     *,
     image_root: str | Path | None = None,
     on_error: str = "raise",
-    default_family: str = "qwen2_5_vl",
-    min_pixels: int = 3136,
-    max_pixels: int = 256 * 28 * 28,
+    default_family: str | None = None,
+    min_pixels: int | None = None,
+    max_pixels: int | None = None,
 ) -> tuple[list[EvalItem], SkipReport]:
-    """The replay file's lines as `EvalItem`s carrying their completions, and what was skipped."""
+    """The replay file's lines as `EvalItem`s carrying their completions, and what was skipped.
+
+    `default_family`, `min_pixels`, `max_pixels`: the frame of lines that do not carry theirs (see the
+    module docstring); None: such a line is an error (skipped and counted with on_error=skip)."""
     file_path = Path(str(path)).expanduser()
     if not file_path.is_file():
         raise DataError(f"rollout.path={str(path)!r}: no such replay file", reason="missing_file")
@@ -149,17 +189,30 @@ def read_replay(
         logger.warning(
             "replay: skipped %d bad line(s) of %s (rollout.on_error=skip): %s", skipped.total, file_path, skipped.summary()
         )
+    if not items:  # metrics of nothing would read as a real (empty) result
+        why = f"all {skipped.total} line(s) were skipped ({skipped.summary()})" if skipped.total else "it has no lines"
+        raise DataError(f"rollout.path={str(path)!r}: nothing to replay, {why}", reason="empty_file")
+    outside = [item for item in items if item.boxes_outside_frame]
+    if outside:
+        logger.warning(
+            "replay: %d box(es) in %d completion(s) of %s fall outside the model's frame (first: %s); check the "
+            "lines' model_family / image_grid_thw or the model config that gives the frame",
+            sum(item.boxes_outside_frame for item in outside), len(outside), file_path, outside[0].row.source,
+        )
     logger.info("replay: %d completions from %s (images resolved against %s)", len(items), file_path, root)
     return items, skipped
 
 
 def read_replay_for_config(cfg: Any) -> tuple[list[EvalItem], SkipReport]:
-    """`read_replay` with the `rollout` and `model` settings of a composed config."""
+    """`read_replay` with the `rollout` and `model` settings of a composed config: the model config
+    supplies a frame only when it is a real model (a tiny model's frame is nobody's)."""
+    real = not cfg.model.tiny_builder
+    qwen = real and cfg.model.family == "qwen2_5_vl"
     return read_replay(
         cfg.rollout.path,
         image_root=cfg.rollout.image_root,
         on_error=cfg.rollout.on_error,
-        default_family=cfg.model.family,
-        min_pixels=cfg.model.min_pixels,
-        max_pixels=cfg.model.max_pixels,
+        default_family=cfg.model.family if real else None,
+        min_pixels=cfg.model.min_pixels if qwen else None,
+        max_pixels=cfg.model.max_pixels if qwen else None,
     )
