@@ -11,6 +11,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
+from grit_exp.config import ConfigError
 from grit_exp.grounding.frames import ImageGeometry
 from grit_exp.hydra_app import CONF_DIR
 from grit_exp.infer import boxes_in_original, check_inputs, draw_boxes, format_result, run_inference
@@ -68,7 +69,7 @@ def _image(tmp_path: Path) -> Path:
 def test_missing_image_is_named(tmp_path):
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="infer", overrides=[f"image={tmp_path}/nope.jpg", "question=Why?"])
-    with pytest.raises(FileNotFoundError, match=r"image='.*nope\.jpg': no such file"):
+    with pytest.raises(ConfigError, match=r"image='.*nope\.jpg': no such file"):
         check_inputs(cfg)
 
 

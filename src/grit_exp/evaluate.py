@@ -4,6 +4,8 @@ A thin Hydra main: greedy evaluation of a model (`rollout=hf`, the default) or s
 completions (`rollout=replay rollout.path=FILE.jsonl`, no model loaded) on the configured eval sets.
 Writes samples.jsonl, metrics.json, metrics.jsonl, report.html, images/ and run_info.json into the
 Hydra run directory. Several processes: `torchrun --nproc_per_node N -m grit_exp.evaluate ...`.
+`preflight` checks the config before Hydra writes anything; the toolkit's own errors (`GritError`)
+end with one line on stderr, in the run's log, and exit code 2.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from grit_exp.errors import reported_user_errors
 from grit_exp.evaluation.settings import validate_eval_config
 from grit_exp.hydra_app import CONF_DIR
 from grit_exp.judge.secrets import install_log_redaction
@@ -25,13 +28,17 @@ log = logging.getLogger("grit_exp.evaluate")
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="eval")
 def main(cfg: DictConfig) -> None:
     install_log_redaction()
-    validate_eval_config(cfg)
-    from grit_exp.evaluation.runner import run_evaluation
+    with reported_user_errors("evaluate"):
+        validate_eval_config(cfg)
+        from grit_exp.evaluation.runner import run_evaluation
 
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
-    run_evaluation(cfg, run_dir)
+        run_dir = Path(HydraConfig.get().runtime.output_dir)
+        run_evaluation(cfg, run_dir)
     log.info("evaluation written to %s", run_dir)
 
 
 if __name__ == "__main__":
+    from grit_exp.preflight import preflight
+
+    preflight(main, "eval", str(CONF_DIR), validate_eval_config)
     main()

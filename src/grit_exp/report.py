@@ -19,6 +19,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from grit_exp.errors import EXIT_USER_ERROR, GritError, one_line
 from grit_exp.reporting.collect import ReportError, collect_results, find_result_dirs
 from grit_exp.reporting.curves import plot_all
 from grit_exp.reporting.table1 import (
@@ -87,9 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         texts = write_report(args.dirs, args.out, args.format, paper=not args.no_paper, giou=args.giou,
                              all_steps=args.all_steps, skip_incomplete=args.skip_incomplete,
                              overlay_key=args.overlay_key)
-    except ReportError as err:
-        log.error("%s", err)
-        return 2
+    except (ReportError, GritError) as err:  # bad input: one line, exit code 2; anything else keeps its traceback
+        log.error("%s", one_line(str(err)))
+        return EXIT_USER_ERROR
     sys.stdout.write("## Table 1 layout\n\n" + texts["md"] + "\n## All datasets\n\n" + texts["all"])
     if args.out is None:
         log.info("pass --out DIR to write table1.{md,csv,tex}, all_datasets.md and the curves")

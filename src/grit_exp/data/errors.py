@@ -7,8 +7,10 @@ out any recovery logic: callers decide whether to raise or skip.
 
 from __future__ import annotations
 
+from grit_exp.errors import GritError
 
-class DataError(ValueError):
+
+class DataError(GritError, ValueError):
     """Bad input data: the message names the file:line (or config key), what is wrong and what is valid."""
 
     def __init__(self, message: str, *, reason: str = "invalid", location: str = "") -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from grit_exp.config import MODEL_FAMILIES, ConfigError, EvalMetricsConfig, EvalSettingsConfig
+from grit_exp.config import ConfigError, EvalMetricsConfig, EvalSettingsConfig, validate_groups
 
 
 @dataclass(frozen=True)
@@ -41,21 +41,12 @@ class EvalOptions:
         )
 
 
-def _one_of(key: str, value: Any, valid: tuple[str, ...]) -> None:
-    if value not in valid:
-        raise ConfigError(f"{key}={value!r} is not valid; choose one of {', '.join(map(repr, valid))}")
-
-
 def validate_eval_config(cfg: Any) -> None:
-    """Check a composed conf/eval.yaml before any data is read or model loaded; raise ConfigError naming the key."""
-    _one_of("model.family", cfg.model.family, MODEL_FAMILIES)
-    if cfg.model.min_pixels > cfg.model.max_pixels:
-        raise ConfigError(f"model.min_pixels={cfg.model.min_pixels} exceeds model.max_pixels={cfg.model.max_pixels}")
-    _one_of("dataset.on_error", cfg.dataset.on_error, ("raise", "skip"))
-    _one_of("rollout.kind", cfg.rollout.kind, ("hf", "replay"))
-    _one_of("rollout.on_error", cfg.rollout.on_error, ("raise", "skip"))
-    if cfg.rollout.kind == "replay" and not cfg.rollout.path:
-        raise ConfigError("rollout.kind=replay needs rollout.path=FILE.jsonl (recorded completions)")
+    """Check a composed conf/eval.yaml before any data is read or model loaded; raise ConfigError naming the key.
+
+    The checks shared by every entry point (`config.validate_groups`: enumerated values, model, judge,
+    rollout, reward) and the evaluation's own keys."""
+    validate_groups(cfg)
     if cfg.rollout.kind == "hf" and not cfg.dataset.eval and not cfg.dataset.synthetic.enabled:
         raise ConfigError(
             f"dataset={cfg.dataset.name!r} has no eval files (dataset.eval is empty) and the synthetic set is "
@@ -67,11 +58,3 @@ def validate_eval_config(cfg: Any) -> None:
         raise ConfigError(f"eval.num_pictures={cfg.eval.num_pictures} must be >= 0")
     if cfg.metrics.consistency_repeats < 1:
         raise ConfigError(f"metrics.consistency_repeats={cfg.metrics.consistency_repeats} must be >= 1")
-    from grit_exp.judge.factory import validate_judge_config
-    from grit_exp.rewards import check_reward_config
-
-    validate_judge_config(cfg.judge)
-    try:
-        check_reward_config(cfg.reward)
-    except ValueError as err:
-        raise ConfigError(str(err)) from err

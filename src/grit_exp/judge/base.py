@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Protocol, runtime_checkable
 
+from grit_exp.errors import GritError
+
 
 @dataclass(frozen=True)
 class JudgeRequest:
@@ -61,5 +63,5 @@ class Judge(Protocol):
         ...
 
 
-class JudgeConfigError(RuntimeError):
+class JudgeConfigError(GritError, RuntimeError):
     """The judge cannot work as configured (no credentials, endpoint rejects the key, unknown model)."""

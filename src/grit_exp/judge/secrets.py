@@ -28,6 +28,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from grit_exp.errors import GritError
+
 logger = logging.getLogger(__name__)
 
 SECRET_ENV_VARS = ("OPENAI_API_KEY", "AZURE_OPENAI_API_KEY")
@@ -50,7 +52,7 @@ HOW_TO_GIVE_A_KEY = (
 )
 
 
-class LiteralSecretError(ValueError):
+class LiteralSecretError(GritError, ValueError):
     """A key-like setting holds a literal value instead of null or ${oc.env:VAR}."""
 
 

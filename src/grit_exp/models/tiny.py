@@ -6,6 +6,13 @@ builds a ~1.3 M parameter model (text hidden 128, 4 layers; vision hidden 64, 2 
 `from_pretrained` path as a real checkpoint. Building is atomic (temp dir, then rename) and skipped
 when the directory is complete. The weights are random: these models exist for tests and the CPU
 demo, not for quality.
+
+What `ensure_tiny_model` may touch: it builds only into a directory that does not exist or is
+empty, and rebuilds (deletes, then replaces) only a directory that carries its own marker file
+(`.grit_tiny_complete`, written last by a build). A complete Hugging Face model directory without
+the marker (e.g. a trained checkpoint, `model.path=<run>/checkpoints/step_30/model`) is returned as
+it is, to be loaded; anything else raises a `ConfigError` naming the directory. It never deletes a
+directory it did not create.
 """
 
 from __future__ import annotations
@@ -200,31 +207,93 @@ TINY_BUILDERS: dict[str, Callable[[Path, int], None]] = {
 }
 
 
+# config.json's model_type of each builder's model (a checkpoint of another family is refused)
+TINY_MODEL_TYPES = {"tiny_qwen2_5_vl": "qwen2_5_vl", "tiny_internvl": "internvl"}
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+def _marker_text(directory: Path) -> str | None:
+    marker = directory / COMPLETE_MARKER
+    return marker.read_text() if marker.is_file() else None
+
+
+def _checked_model_dir(out: Path, builder: str) -> Path:
+    """`out` if it is a complete model directory of the builder's family; else a ConfigError naming it."""
+    from grit_exp.config import ConfigError
+
+    where = f"model.path={out}"
+    keep = "it was left untouched (grit-exp builds a tiny model only into a new or empty directory)"
+    if not (out / "config.json").is_file():
+        raise ConfigError(f"{where}: not a complete model directory (no config.json); {keep}")
+    if not any((out / name).is_file() for name in WEIGHT_FILES):
+        raise ConfigError(f"{where}: not a complete model directory (no weights: {' / '.join(WEIGHT_FILES)}); {keep}")
+    import json
+
+    try:
+        model_type = json.loads((out / "config.json").read_text()).get("model_type")
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"{where}: config.json is not readable JSON ({err})") from None
+    expected = TINY_MODEL_TYPES[builder]
+    if model_type != expected:
+        raise ConfigError(
+            f"{where} holds a {model_type!r} model, but the model group (tiny_builder={builder}) is for "
+            f"{expected!r} models; choose the model group of that family"
+        )
+    return out
+
+
+def _discard_old_build(out: Path) -> None:
+    """Move an old tiny build aside in one rename, then delete it (never half a directory left at `out`)."""
+    trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+    try:
+        os.replace(out, trash / "model")
+    except FileNotFoundError:
+        pass  # another process discarded it first
+    finally:
+        shutil.rmtree(trash, ignore_errors=True)
+
+
 def ensure_tiny_model(builder: str, path: str | os.PathLike, seed: int = 0) -> Path:
-    """Build the tiny model `builder` into `path` unless a complete build of this version is there."""
+    """The model directory for `model.path` with a tiny model group.
+
+    - a complete build of this version (marker) at `path`: returned;
+    - a complete model directory without the marker (a trained checkpoint): returned, to be loaded;
+    - nothing, an empty directory, or an older tiny build (marker): the tiny model is built there;
+    - anything else: ConfigError naming the directory, which is left untouched.
+    """
+    from grit_exp.config import ConfigError
+
     if builder not in TINY_BUILDERS:
-        raise ValueError(f"model.tiny_builder={builder!r} is unknown; valid: {', '.join(TINY_BUILDERS)}")
+        raise ConfigError(f"model.tiny_builder={builder!r} is unknown; valid: {', '.join(TINY_BUILDERS)}")
     out = Path(path).expanduser()
-    marker = out / COMPLETE_MARKER
     wanted = f"{builder} v{TINY_VERSION} seed {seed}"
-    if marker.exists() and marker.read_text() == wanted:
+    if _marker_text(out) == wanted:
         return out
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"model.path={out}: is a file, not a model directory; it was left untouched")
+    ours = _marker_text(out) is not None  # an older tiny build: the toolkit made it, it may replace it
+    if out.is_dir() and not ours and any(out.iterdir()):
+        log.info("model.path=%s is not a tiny model built by grit-exp: loading it as a model directory", out)
+        return _checked_model_dir(out, builder)
     out.parent.mkdir(parents=True, exist_ok=True)
     log.info("building tiny model %s into %s", builder, out)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         TINY_BUILDERS[builder](tmp, seed)
         (tmp / COMPLETE_MARKER).write_text(wanted)
-        if marker.exists() and marker.read_text() == wanted:
+        if _marker_text(out) == wanted:
             shutil.rmtree(tmp)  # another process (e.g. another rank) finished the same build first
             return out
-        if out.exists():
-            shutil.rmtree(out)  # an older version of the tiny model
+        if _marker_text(out) is not None:  # an older build of the tiny model: its marker says the toolkit wrote it
+            _discard_old_build(out)
         try:
-            os.replace(tmp, out)
+            os.replace(tmp, out)  # onto a missing or empty directory only: rename(2) refuses a non-empty one
         except OSError:
-            if not (marker.exists() and marker.read_text() == wanted):
-                raise
+            if _marker_text(out) != wanted:
+                raise ConfigError(
+                    f"model.path={out}: could not build the tiny model there (the directory is no longer empty); "
+                    "it was left untouched"
+                ) from None
             shutil.rmtree(tmp)  # lost a race to an identical build
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
