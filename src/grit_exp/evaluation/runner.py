@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import sys
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import torch.distributed
+from tqdm.auto import tqdm
 
 from grit_exp.data.prompts import build_user_text
 from grit_exp.data.reader import SkipReport
@@ -101,6 +103,14 @@ def base_meta(cfg: Any, judge: Any, decoding: str) -> dict[str, Any]:
     }
 
 
+def progress_bar(total: int, step: int | None = None) -> tqdm:
+    """Rank 0's bar over its samples, on stderr; off on other ranks and when stderr is not a terminal
+    (logs and CI get the summary lines instead)."""
+    desc = "eval" if step is None else f"eval step {step}"
+    return tqdm(total=total, desc=desc, unit="sample", file=sys.stderr, mininterval=1.0, dynamic_ncols=True,
+                disable=True if not distributed.is_main() else None)
+
+
 def evaluate_items(
     items: list[EvalItem],
     out_dir: Path,
@@ -116,8 +126,11 @@ def evaluate_items(
     unique, duplicates = dedup_items(items)
     rank, world = distributed.rank(), distributed.world_size()
     completed: list[Completed] = []
-    for batch in shard_batches(len(unique), options.batch_size, rank, world):
-        completed.extend(complete([(i, unique[i]) for i in batch]))
+    batches = shard_batches(len(unique), options.batch_size, rank, world)
+    with progress_bar(sum(len(b) for b in batches), meta.get("step")) as bar:
+        for batch in batches:
+            completed.extend(complete([(i, unique[i]) for i in batch]))
+            bar.update(len(batch))
     memo = MemoJudge(judge)
     records = score_samples(completed, reward_cfg, memo)
 
@@ -155,7 +168,7 @@ def write_outputs(out_dir: Path, metrics: dict[str, Any], records: list[dict[str
     for i in choose_pictured(records, options.num_pictures, options.seed):
         path = sample_picture(records[i], out_dir / picture_name(records[i]))
         pictured.append((records[i], path))
-    write_report(out_dir, metrics, pictured)
+    write_report(out_dir, metrics, pictured, records)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 

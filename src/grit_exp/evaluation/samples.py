@@ -21,6 +21,10 @@ the same verdicts (`MemoJudge`).
 A sample without a completion (its image is missing, so the model could not see it) gets null
 metrics and an entry in `errors`; it is counted, never scored as 0.
 
+`failure_kinds(record)` names what went wrong with a scored record, for the report and the pictures:
+"missing image", "judge failure", "no boxes" (a completion without any paper-regex box) and
+"wrong answer" (judge score < 0.5; for box answers, OVD precision < 0.5).
+
 Left out: averaging (`aggregate.py`), pictures, the consistency metric.
 """
 
@@ -75,6 +79,26 @@ class MemoJudge:
                 raise ValueError(f"judge {self.name} returned {len(results)} results for {len(missing)} requests")
             self.memo.update(zip(missing, results, strict=True))
         return [self.memo[r] for r in requests]
+
+
+FAILURE_KINDS = ("missing image", "judge failure", "no boxes", "wrong answer")
+WRONG_BELOW = 0.5  # a judge score (or OVD precision) below this is a wrong answer
+
+
+def failure_kinds(record: dict[str, Any]) -> list[str]:
+    """What went wrong with one sample record, in FAILURE_KINDS order; [] for a sample that is fine."""
+    metrics = record.get("metrics") or {}
+    kinds = []
+    if record.get("image_missing"):
+        kinds.append("missing image")
+    if record.get("judge_failure"):
+        kinds.append("judge failure")
+    if record.get("completion") is not None and metrics.get("num_boxes") == 0:
+        kinds.append("no boxes")
+    acc, ovd = metrics.get("acc"), metrics.get("ovd_precision")
+    if (acc is not None and acc < WRONG_BELOW) or (record.get("answer_box") is not None and ovd is not None and ovd < WRONG_BELOW):
+        kinds.append("wrong answer")
+    return kinds
 
 
 def _finite(box: list[float]) -> bool:

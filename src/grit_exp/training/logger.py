@@ -18,6 +18,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 log = logging.getLogger(__name__)
+PROGRESS_KEYS = ("train/reward", "train/kl", "train/frac_zero_std", "train/sft_loss", "time/step_s")
 
 
 def _jsonable(value: Any) -> Any:
@@ -32,7 +33,8 @@ class RunLogger:
         self.path = run_dir / "metrics.jsonl"
         self.log_every = max(1, int(logger_cfg.log_every))
         self.wandb_run = None
-        self.bar = tqdm(total=total_steps, desc="train", dynamic_ncols=True, disable=not enabled)
+        # the bar only on a terminal (None: tqdm checks); logs get the per-step `progress` line instead
+        self.bar = tqdm(total=total_steps, desc="train", dynamic_ncols=True, disable=True if not enabled else None)
         if enabled and logger_cfg.kind == "wandb":
             import wandb
 
@@ -56,6 +58,8 @@ class RunLogger:
         self.bar.n = step
         shown = {k.split("/")[-1]: f"{metrics[k]:.3f}" for k in ("train/reward", "train/kl", "time/step_s") if k in metrics}
         self.bar.set_postfix(shown, refresh=True)
+        line = " ".join(f"{k.split('/')[-1]}={metrics[k]:.4g}" for k in PROGRESS_KEYS if metrics.get(k) is not None)
+        log.info("step %d/%d %s", step, self.bar.total, line)  # Hydra's job logging puts it in <run>/train.log
 
     def log_table(self, name: str, columns: list[str], rows: list[list[Any]]) -> None:
         """Completion tables for W&B (images as wandb.Image when given as PIL images)."""
