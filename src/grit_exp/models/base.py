@@ -10,6 +10,7 @@ train: rollout, rewards and policy modules do that with what the adapter gives t
 
 from __future__ import annotations
 
+import json
 import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from typing import Any
 
 import torch
 from PIL import Image
-from transformers import BatchFeature, PreTrainedModel
+from transformers import BatchFeature, GenerationConfig, PreTrainedModel
 
 from grit_exp.data.schema import GritRow
 from grit_exp.grounding.frames import ImageGeometry
@@ -175,11 +176,32 @@ class ModelAdapter(ABC):
 
     def save_model_dir(self, model: PreTrainedModel, out_dir: Path, state_dict: dict[str, torch.Tensor] | None = None) -> None:
         """Write a complete Hugging Face model directory: weights (from `state_dict` when given, e.g.
-        consolidated from engine shards), config, generation config, processor and tokenizer files."""
+        consolidated from engine shards), config.json, a generation_config.json of our settings
+        (`saved_generation_config`: nothing inherited from the starting checkpoint's), the processor
+        (image processor, chat template, processor_config.json) and the tokenizer files.
+
+        `from_pretrained` of the family's class, the family's processor, `AutoProcessor` (with
+        grit_exp imported: see `processors.py`) and this adapter with `model.path=<out_dir>` load it."""
+        from grit_exp.models.processors import VIDEO_PROCESSOR_TYPES
+
         out_dir = Path(out_dir)
         model.save_pretrained(out_dir, state_dict=state_dict, safe_serialization=True)
+        self.saved_generation_config().save_pretrained(out_dir)
         self.processor.save_pretrained(out_dir)
         self.tokenizer.save_pretrained(out_dir)
+        processor_config = out_dir / "processor_config.json"
+        data = json.loads(processor_config.read_text())
+        data["video_processor"] = {"video_processor_type": VIDEO_PROCESSOR_TYPES[type(self.processor)]}
+        processor_config.write_text(json.dumps(data, indent=2) + "\n")
+
+    def saved_generation_config(self) -> GenerationConfig:
+        """The generation_config.json of a saved model: our end-of-turn and padding ids, greedy, every
+        penalty neutral. A checkpoint's own (e.g. repetition_penalty 1.05) is not carried over."""
+        from grit_exp.rollout.generation import NEUTRAL_SETTINGS
+
+        return GenerationConfig(
+            do_sample=False, eos_token_id=self.eos_token_ids, pad_token_id=self.pad_token_id, **NEUTRAL_SETTINGS
+        )
 
     def generation_kwargs(self) -> dict[str, Any]:
         return {
