@@ -2,6 +2,7 @@
 
     python -m grit_exp.report outputs/2025-06-01 multirun/2025-06-02/10-00-00 --out reports/table1
     python -m grit_exp.report RUN --format md,csv,tex --no-paper --giou exact --all-steps
+    python -m grit_exp.report compare RUN/eval/step_0 RUN/eval/step_30   # before/after side by side: compare.html
 
 Collects every metrics.json under DIRS (evaluate runs, training runs' eval/step_<N>/, multirun
 folders) with the config saved next to it, prints the Table 1 layout as Markdown (ours, the paper's
@@ -83,6 +84,11 @@ def write_report(
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["compare"]:  # two evaluations side by side (grit_exp.evaluation.compare_report)
+        from grit_exp.evaluation.compare_report import compare_main
+
+        return compare_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         texts = write_report(args.dirs, args.out, args.format, paper=not args.no_paper, giou=args.giou,
