@@ -127,8 +127,15 @@ def add_legend(image: Image.Image, entries: Sequence[tuple[tuple[int, int, int],
 
 
 def sample_picture(record: dict[str, Any], out_path: Path) -> Path:
-    """Write the picture of one sample record (GT green, OVD answer box blue, model red and numbered,
-    a legend band below) as PNG."""
+    """Write the picture of one sample record (`sample_image`) as PNG."""
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    sample_image(record).save(out_path, format="PNG")
+    return out_path
+
+
+def sample_image(record: dict[str, Any]) -> Image.Image:
+    """The picture of one sample record: GT green, OVD answer box blue, model red and numbered, a
+    legend band below."""
     image, scale = open_for_view(record["image"])
     size = (record["width"], record["height"])
     gt = draw_boxes(image, record["bboxs"], scale, GT_COLOR, size)
@@ -142,10 +149,7 @@ def sample_picture(record: dict[str, Any], out_path: Path) -> Path:
                    else "model: no boxes"))
     if len(drawn) < len(model_boxes):
         legend.append((MODEL_COLOR, f"{len(model_boxes) - len(drawn)} box(es) outside or empty, not drawn"))
-    picture = add_legend(image, legend)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    picture.save(out_path, format="PNG")
-    return out_path
+    return add_legend(image, legend)
 
 
 def choose_pictured(records: list[dict[str, Any]], count: int, seed: int) -> list[int]:

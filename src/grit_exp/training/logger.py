@@ -3,7 +3,11 @@
 Every logged step is one JSON object in `<run>/metrics.jsonl` with stable key names
 ("train/reward", "train/reward/<term>", "train/kl", "time/rollout_s", "eval/<dataset>/<metric>", ...).
 W&B runs offline unless WANDB_MODE says otherwise; the config it receives is the resolved config
-with secrets removed (keys never reach W&B). Only rank 0 writes.
+with secrets removed (keys never reach W&B); its id is kept in `<run>/wandb_id.txt`, so a resumed or
+requeued run continues the same W&B run (inside a sweep: named after the job's overrides, grouped by
+the sweep directory, grit_exp.sweep.job_record); `log_samples` logs evaluated samples as a table with
+their pictures (boxes drawn and numbered) next to the completions. Only rank 0 writes. Each step's
+progress line also goes through `logging` (INFO), so Hydra's job logging keeps it in <run>/train.log.
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ from typing import Any
 from tqdm.auto import tqdm
 
 log = logging.getLogger(__name__)
+SAMPLE_COLUMNS = ("index", "dataset", "picture", "question", "ground_truth", "completion", "answer", "failures", "acc",
+                  "giou", "reward", "rewards")
+WANDB_ID_FILE = "wandb_id.txt"
 PROGRESS_KEYS = ("train/reward", "train/kl", "train/frac_zero_std", "train/sft_loss", "time/step_s")
 
 
@@ -25,6 +32,18 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def wandb_run_id(run_dir: Path) -> str:
+    """The run's W&B id, kept in `<run>/wandb_id.txt`: a resumed or requeued run continues the same W&B run."""
+    path = run_dir / WANDB_ID_FILE
+    if path.is_file() and path.read_text().strip():
+        return path.read_text().strip()
+    import wandb
+
+    run_id = wandb.util.generate_id()
+    path.write_text(run_id + "\n")
+    return run_id
 
 
 class RunLogger:
@@ -38,9 +57,12 @@ class RunLogger:
         if enabled and logger_cfg.kind == "wandb":
             import wandb
 
+            from grit_exp.sweep.job_record import wandb_identity
+
             mode = os.environ.get("WANDB_MODE", logger_cfg.mode)
             self.wandb_run = wandb.init(
-                project=logger_cfg.project, entity=logger_cfg.entity, mode=mode, dir=str(run_dir), config=config
+                project=logger_cfg.project, entity=logger_cfg.entity, mode=mode, dir=str(run_dir), config=config,
+                id=wandb_run_id(run_dir), resume="allow", **wandb_identity(),
             )
 
     def log(self, step: int, metrics: dict[str, Any], force: bool = False) -> None:
@@ -69,6 +91,24 @@ class RunLogger:
 
         converted = [[wandb.Image(c) if hasattr(c, "save") and hasattr(c, "size") else c for c in r] for r in rows]
         self.wandb_run.log({name: wandb.Table(columns=columns, data=converted)})
+
+    def log_samples(self, name: str, records: list[dict[str, Any]]) -> None:
+        """Evaluated sample records (samples.jsonl lines) as a W&B table: each picture with its boxes
+        drawn and numbered (as in report.html) next to the question, the completion and the scores."""
+        if self.wandb_run is None:
+            return
+        from grit_exp.evaluation.pictures import sample_image
+        from grit_exp.evaluation.samples import failure_kinds
+        from grit_exp.rewards.answer_terms import answer_text
+
+        rows = []
+        for r in records:
+            picture = None if r.get("image_missing") else sample_image(r)
+            completion = r.get("completion")
+            rows.append([r["index"], r["dataset"], picture, r["question"], r["answer"], completion,
+                         answer_text(completion) if completion else None, ", ".join(failure_kinds(r)) or "ok",
+                         r["metrics"].get("acc"), r["metrics"].get("giou"), r.get("reward"), json.dumps(r.get("rewards"))])
+        self.log_table(name, list(SAMPLE_COLUMNS), rows)
 
     def close(self) -> None:
         self.bar.close()
