@@ -132,9 +132,9 @@ class JudgeConfig:
     api_version: str | None = None  # Azure only; null: OPENAI_API_VERSION
     concurrency: int = 32  # requests in flight at once
     timeout_s: float = 60.0  # per request
-    max_retries: int = 5  # retries after the first request (timeouts, 429, 5xx, drops, malformed replies)
-    backoff_base_s: float = 0.5  # exponential backoff: base * 2^attempt, with jitter, capped at backoff_max_s
-    backoff_max_s: float = 30.0
+    # the openai client's retries (timeouts, drops, 408/409/429/5xx; its backoff, Retry-After honoured),
+    # and as many re-asks after a reply without a score
+    max_retries: int = 5
     temperature: float = 0.0
     max_tokens: int = 64  # the reply is "{score: <score>}"; room for a short preamble
     cache_path: str | None = "${paths.cache_dir}/judge_cache.sqlite"  # sqlite; null: no cache

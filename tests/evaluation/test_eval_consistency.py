@@ -55,7 +55,7 @@ def sees_the_model_box(reasoning: str, images: list[bytes]) -> str:
 
 def openai_judge(server: FakeJudgeServer, *more: str) -> list[str]:
     return ["judge=openai", f"judge.base_url={server.base_url}", "judge.cache_path=null", "judge.max_retries=1",
-            "judge.backoff_base_s=0.01", "judge.backoff_max_s=0.02", "judge.timeout_s=5", *more]
+            "judge.timeout_s=5", *more]
 
 
 @pytest.fixture

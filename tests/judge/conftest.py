@@ -11,7 +11,7 @@ from grit_exp.judge.fake_server import FakeJudgeServer
 from grit_exp.judge.openai_judge import OpenAIJudge
 from grit_exp.judge.secrets import SecretStr
 
-FAST_RETRY = {"timeout_s": 2.0, "max_retries": 3, "backoff_base_s": 0.01, "backoff_max_s": 0.05}
+FAST_RETRY = {"timeout_s": 2.0, "max_retries": 3}
 
 
 @pytest.fixture

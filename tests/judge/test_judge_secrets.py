@@ -164,8 +164,7 @@ paths:
 judge:
   model: fake-judge
   timeout_s: 5.0
-  backoff_base_s: 0.01
-  backoff_max_s: 0.05
+  max_retries: 1
 hydra:
   searchpath:
     - file://{repo_conf}
@@ -187,7 +186,7 @@ def make_app(tmp_path: Path, judge_extra: str = "") -> Path:
         cache_dir=tmp_path / "cache", repo_conf=REPO / "conf", out=tmp_path / "out"
     )
     (tmp_path / "conf" / "config.yaml").write_text(
-        config.replace("  backoff_max_s: 0.05\n", "  backoff_max_s: 0.05\n" + judge_extra)
+        config.replace("  max_retries: 1\n", "  max_retries: 1\n" + judge_extra)
     )
     return tmp_path / "out"
 

@@ -10,7 +10,6 @@ import pytest
 from grit_exp.judge import JudgeConfigError, JudgeRequest
 from grit_exp.judge.cache import JudgeCache
 from grit_exp.judge.fake_server import FakeJudgeServer, Fault, FaultKind
-from grit_exp.judge.openai_judge import retry_after_seconds
 from grit_exp.judge.secrets import SecretStr
 
 QUESTION = "\nQuestion: How many chairs are there? First, think between <think> and </think> ..."
@@ -82,21 +81,13 @@ def test_malformed_replies_until_the_end_keep_the_last_raw_text(fake_server, mak
 )
 def test_retry_after_is_honoured(fake_server, make_judge, fault: Fault, wait_s: float) -> None:
     fake_server.add_faults(fault, answer="three")
-    judge = make_judge(backoff_base_s=0.01, backoff_max_s=0.02)  # backoff alone would wait < 0.02 s
+    judge = make_judge()  # the openai client's retry honours the header
     (result,) = judge.score(requests_for(("3", "three")))
     assert result.score == 1.0
     first, second = fake_server.log
     assert first.outcome == "rate_limit" and second.outcome == "ok"
     gap = second.started - first.finished
     assert wait_s * 0.9 <= gap < wait_s + 1.0
-
-
-def test_retry_after_header_forms() -> None:
-    assert retry_after_seconds({"retry-after": "2"}) == 2.0
-    assert retry_after_seconds({"retry-after-ms": "250", "retry-after": "9"}) == 0.25
-    assert retry_after_seconds({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0  # in the past
-    assert retry_after_seconds({"retry-after": "soon"}) is None
-    assert retry_after_seconds({}) is None
 
 
 def test_cache_makes_a_second_run_send_no_request(fake_server, make_judge, tmp_path) -> None:
@@ -185,3 +176,27 @@ def test_fake_server_runs_as_a_program_with_stats_endpoints(make_judge) -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_a_fake_server_run_does_not_poison_a_run_against_another_endpoint(fake_server, make_judge, tmp_path) -> None:
+    """Measured before the fix: 0 requests, 3 cache hits, verdicts of the fake server served as real ones."""
+    batch = requests_for(("3", "three"), ("3", "5"), ("yes", "no"))
+    make_judge(cache=JudgeCache(tmp_path / "c.sqlite")).score(batch)  # the dry run against the fake server
+    assert fake_server.requests == 3
+    with FakeJudgeServer() as real_endpoint:  # another endpoint, same model name
+        judge = make_judge(base_url=real_endpoint.base_url, cache=JudgeCache(tmp_path / "c.sqlite"))
+        results = judge.score(batch)
+        assert real_endpoint.requests == 3 and judge.stats.cache_hits == 0 and not any(r.cached for r in results)
+    for setting in ({"temperature": 0.7}, {"max_tokens": 32}, {"api_type": "azure", "api_version": "2024-06-01"}):
+        other = make_judge(cache=JudgeCache(tmp_path / "c.sqlite"), **setting)
+        if setting.get("api_type") == "azure":
+            continue  # the key differs (checked below); the fake server does not serve Azure paths here
+        other.score(batch[:1])
+        assert other.stats.cache_hits == 0, setting
+    keys = {make_judge(**s).verdict_key for s in ({}, {"temperature": 0.7}, {"max_tokens": 32}, {"model": "m2"},
+                                                  {"api_type": "azure", "api_version": "2024-06-01"},
+                                                  {"base_url": "http://127.0.0.1:1/v1"})}
+    assert len(keys) == 6
+    same = make_judge(cache=JudgeCache(tmp_path / "c.sqlite"))  # the same judge again: all from the cache
+    same.score(batch)
+    assert same.stats.cache_hits == 3 and same.stats.requests == 0

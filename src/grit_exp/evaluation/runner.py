@@ -103,6 +103,14 @@ def base_meta(cfg: Any, judge: Any, decoding: str) -> dict[str, Any]:
     }
 
 
+def judge_verdict_counts(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    """This evaluation's judge work: distinct answers judged, how many verdicts came from the verdict
+    cache (judge/cache.py), HTTP requests sent (retries included) and failures."""
+    delta = {key: after[key] - before[key] for key in after}
+    return {"judged": delta["answers"] - delta["deduplicated"], "from_cache": delta["cache_hits"],
+            "requests": delta["requests"], "failures": delta["failures"]}
+
+
 def progress_bar(total: int, step: int | None = None) -> tqdm:
     """Rank 0's bar over its samples, on stderr; off on other ranks and when stderr is not a terminal
     (logs and CI get the summary lines instead)."""
@@ -131,12 +139,15 @@ def evaluate_items(
         for batch in batches:
             completed.extend(complete([(i, unique[i]) for i in batch]))
             bar.update(len(batch))
+    judge_before = judge.stats.as_dict()
     memo = MemoJudge(judge)
     records = score_samples(completed, reward_cfg, memo)
 
     if options.consistency and vision_judge is not None:
         run_consistency(records, vision_judge, options.consistency_repeats, options.seed)
     merged = merge_records(distributed.all_gather_object(records), len(unique))
+    judge_counts = judge_verdict_counts(judge_before, judge.stats.as_dict())
+    judge_counts = {k: sum(c[k] for c in distributed.all_gather_object(judge_counts)) for k in judge_counts}
 
     metrics: dict[str, Any] | None = None
     if distributed.is_main():
@@ -151,6 +162,7 @@ def evaluate_items(
         metrics["_meta"] = {
             **meta,
             "consistency": (UNAVAILABLE_RULES if vision_judge is None else vision_judge.name) if options.consistency else "off",
+            "judge_verdicts": judge_counts,
         }
         write_outputs(out_dir, metrics, merged, options)
         log_summary(metrics)

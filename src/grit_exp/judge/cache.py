@@ -1,17 +1,25 @@
-"""On-disk cache of judge verdicts (sqlite, stdlib), keyed by (judge model, full prompt).
+"""On-disk cache of judge verdicts (sqlite, stdlib), keyed by (judge identity, full prompt).
+
+The judge identity (`verdict_key`) is everything besides the prompt that decides a verdict: the
+endpoint (base URL), API type and version, the model or Azure deployment, temperature, max_tokens
+and the judge prompt/parser version. A verdict of a local fake server or another model is then
+never served to a run against a different endpoint.
 
 Re-judging the same answers (a re-evaluation, a resumed run, a GRPO group with identical answers)
 then costs no request. Only successful verdicts are stored: a failure is retried next time. Several
 processes (e.g. one per GPU) may share one file: the database runs in WAL mode with a busy timeout,
 and writes that still meet a lock are retried with a short backoff.
 
-Left out: expiry and size limits (delete the file to start over), caching of failures, and keys
-that include sampling settings (temperature, max_tokens): the judge is meant to run at temperature 0.
+Verdicts of older files (table `verdicts`, keyed by the model name only) are never read: they
+cannot say which endpoint gave them.
+
+Left out: expiry and size limits (delete the file to start over), caching of failures.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import sqlite3
 import threading
@@ -22,14 +30,14 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS verdicts (
-    model TEXT NOT NULL,
+CREATE TABLE IF NOT EXISTS judge_verdicts (
+    judge_key TEXT NOT NULL,
     prompt_sha256 TEXT NOT NULL,
     prompt TEXT NOT NULL,
     score REAL NOT NULL,
     raw TEXT NOT NULL,
     created_unix REAL NOT NULL,
-    PRIMARY KEY (model, prompt_sha256)
+    PRIMARY KEY (judge_key, prompt_sha256)
 )
 """
 _LOCK_RETRIES = 8
@@ -39,8 +47,20 @@ def prompt_digest(prompt: str) -> str:
     return hashlib.sha256(prompt.encode("utf-8")).hexdigest()
 
 
+def verdict_key(
+    *, base_url: str, api_type: str, model: str, api_version: str | None, temperature: float, max_tokens: int,
+    prompt_version: int,
+) -> str:
+    """The judge identity a verdict is stored under: canonical JSON of everything but the prompt."""
+    return json.dumps(
+        {"base_url": base_url.rstrip("/"), "api_type": api_type, "model": model, "api_version": api_version,
+         "temperature": float(temperature), "max_tokens": int(max_tokens), "prompt_version": int(prompt_version)},
+        sort_keys=True,
+    )
+
+
 class JudgeCache:
-    """A sqlite file of (model, prompt) -> (score, raw). Thread-safe within a process."""
+    """A sqlite file of (judge key, prompt) -> (score, raw). Thread-safe within a process."""
 
     def __init__(self, path: str | Path, busy_timeout_s: float = 30.0) -> None:
         self.path = Path(path).expanduser()
@@ -69,8 +89,8 @@ class JudgeCache:
                 time.sleep(0.05 * 2**attempt)
         raise AssertionError("unreachable")
 
-    def get_many(self, model: str, prompts: Iterable[str]) -> dict[str, tuple[float, str]]:
-        """The cached (score, raw) of each prompt that has one."""
+    def get_many(self, judge_key: str, prompts: Iterable[str]) -> dict[str, tuple[float, str]]:
+        """The cached (score, raw) of each prompt that has one under `judge_key` (see `verdict_key`)."""
         by_digest = {prompt_digest(prompt): prompt for prompt in prompts}
         found: dict[str, tuple[float, str]] = {}
         digests = list(by_digest)
@@ -78,28 +98,28 @@ class JudgeCache:
             chunk = digests[start : start + 500]
             placeholders = ",".join("?" * len(chunk))
             query = (
-                "SELECT prompt_sha256, prompt, score, raw FROM verdicts "
-                f"WHERE model = ? AND prompt_sha256 IN ({placeholders})"
+                "SELECT prompt_sha256, prompt, score, raw FROM judge_verdicts "
+                f"WHERE judge_key = ? AND prompt_sha256 IN ({placeholders})"
             )
             rows = self._with_lock_retries(
-                lambda q=query, c=chunk: self._connection.execute(q, [model, *c]).fetchall()
+                lambda q=query, c=chunk: self._connection.execute(q, [judge_key, *c]).fetchall()
             )
             for digest, prompt, value, raw in rows:
                 if by_digest[digest] == prompt:  # guard against a (practically impossible) hash collision
                     found[prompt] = (value, raw)
         return found
 
-    def put(self, model: str, prompt: str, score: float, raw: str) -> None:
+    def put(self, judge_key: str, prompt: str, score: float, raw: str) -> None:
         self._with_lock_retries(
             lambda: self._connection.execute(
-                "INSERT OR REPLACE INTO verdicts VALUES (?, ?, ?, ?, ?, ?)",
-                (model, prompt_digest(prompt), prompt, score, raw, time.time()),
+                "INSERT OR REPLACE INTO judge_verdicts VALUES (?, ?, ?, ?, ?, ?)",
+                (judge_key, prompt_digest(prompt), prompt, score, raw, time.time()),
             )
         )
 
     def __len__(self) -> int:
         return self._with_lock_retries(
-            lambda: self._connection.execute("SELECT COUNT(*) FROM verdicts").fetchone()[0]
+            lambda: self._connection.execute("SELECT COUNT(*) FROM judge_verdicts").fetchone()[0]
         )
 
     def close(self) -> None:

@@ -48,8 +48,6 @@ def validate_judge_config(cfg: Any) -> None:
         ("concurrency", cfg.concurrency >= 1, ">= 1"),
         ("timeout_s", cfg.timeout_s > 0, "> 0"),
         ("max_retries", cfg.max_retries >= 0, ">= 0"),
-        ("backoff_base_s", cfg.backoff_base_s >= 0, ">= 0"),
-        ("backoff_max_s", cfg.backoff_max_s >= cfg.backoff_base_s, ">= judge.backoff_base_s"),
         ("temperature", cfg.temperature >= 0, ">= 0"),
         ("max_tokens", cfg.max_tokens >= 1, ">= 1"),
     )
@@ -106,8 +104,6 @@ def build_judge(cfg: Any) -> Judge:
         concurrency=cfg.concurrency,
         timeout_s=cfg.timeout_s,
         max_retries=cfg.max_retries,
-        backoff_base_s=cfg.backoff_base_s,
-        backoff_max_s=cfg.backoff_max_s,
         temperature=cfg.temperature,
         max_tokens=cfg.max_tokens,
         cache=cache,

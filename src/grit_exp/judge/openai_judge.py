@@ -6,11 +6,18 @@ judge runs in its own daemon thread with one long-lived HTTP client (connections
 calls); `score` is synchronous and works from any thread, `ascore` awaits it from async code.
 Identical prompts of one call are sent once; cached verdicts are not sent at all.
 
-Retries are ours (the library's own `max_retries` is 0): timeouts, dropped connections, HTTP 408 /
-409 / 429 / 5xx and invalid bodies are retried with exponential backoff and jitter (a 429's
-Retry-After / retry-after-ms is honoured); a reply without a score in [0, 1] is asked again.
-After `max_retries` retries the answer is a failure (failed=True, score None), counted in `stats`
-and not cached. HTTP 401 / 403 / 404 raise `JudgeConfigError` at once: every answer would fail.
+HTTP retries are the openai client's (`max_retries=judge.max_retries`): timeouts, dropped connections,
+HTTP 408 / 409 / 429 / 5xx, with its exponential backoff and jitter, honouring Retry-After /
+retry-after-ms. What the client cannot know is kept here: a 2xx reply that is not a chat completion
+or carries no score in [0, 1] is asked again, at most `max_retries` times; and at most `concurrency`
+requests are in flight. An answer still without a score is a failure (failed=True, score None),
+counted in `stats` and not cached. HTTP 401 / 403 / 404 raise `JudgeConfigError` at once: every
+answer would fail. `stats.requests` counts every HTTP request sent (the client's retries included,
+through the HTTP client's request hook).
+
+Verdicts are cached (judge/cache.py) under `verdict_key`: endpoint, API type and version, model or
+deployment, temperature, max_tokens and the judge prompt version, so a verdict is reused only by a
+judge that would give it.
 
 Requests go through the client's generic `post("/chat/completions", cast_to=object)` (its documented
 way to send custom requests): same URL building (Azure deployments included), auth and error types
@@ -24,11 +31,9 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import email.utils
 import json
 import logging
 import os
-import random
 import threading
 import time
 import weakref
@@ -38,37 +43,23 @@ from typing import Any
 import openai
 
 from grit_exp.judge.base import JudgeConfigError, JudgeRequest, JudgeResult, JudgeStats
-from grit_exp.judge.cache import JudgeCache
-from grit_exp.judge.prompt import build_judge_prompt, parse_score
+from grit_exp.judge.cache import JudgeCache, verdict_key
+from grit_exp.judge.prompt import JUDGE_PROMPT_VERSION, build_judge_prompt, parse_score
 from grit_exp.judge.secrets import SecretStr, redact
 
 logger = logging.getLogger(__name__)
 
-_RETRYABLE_STATUS = (408, 409)
 _CONFIGURATION_STATUS = (401, 403, 404)
-_MAX_RETRY_AFTER_S = 600.0
+OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 
-def retry_after_seconds(headers: Any) -> float | None:
-    """The server's requested wait from `retry-after-ms` or `Retry-After` (seconds or an HTTP date)."""
-    milliseconds = headers.get("retry-after-ms")
-    if milliseconds is not None:
-        try:
-            return max(0.0, float(milliseconds) / 1000.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
+def effective_base_url(base_url: str | None, api_type: str) -> str:
+    """The endpoint the client will call: judge.base_url, else what the client itself would use."""
+    if base_url:
+        return base_url
+    if api_type == "azure":
+        return os.environ.get("AZURE_OPENAI_ENDPOINT", "")
+    return os.environ.get("OPENAI_BASE_URL") or OPENAI_DEFAULT_BASE_URL
 
 
 def _stop_loop_at_exit(judge_ref: weakref.ref[OpenAIJudge]) -> None:
@@ -95,8 +86,6 @@ class OpenAIJudge:
         concurrency: int = 32,
         timeout_s: float = 60.0,
         max_retries: int = 5,
-        backoff_base_s: float = 0.5,
-        backoff_max_s: float = 30.0,
         temperature: float = 0.0,
         max_tokens: int = 64,
         cache: JudgeCache | None = None,
@@ -115,15 +104,17 @@ class OpenAIJudge:
         self.concurrency = concurrency
         self.timeout_s = timeout_s
         self.max_retries = max_retries
-        self.backoff_base_s = backoff_base_s
-        self.backoff_max_s = backoff_max_s
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.cache = cache
         self.name = f"{api_type}:{model}"
+        self.verdict_key = verdict_key(
+            base_url=effective_base_url(base_url, api_type), api_type=api_type, model=model, api_version=api_version,
+            temperature=temperature, max_tokens=max_tokens, prompt_version=JUDGE_PROMPT_VERSION,
+        )
         self.stats = JudgeStats()
         self._api_key = api_key
-        self._random = random.Random()
+        self._prompts_sent = 0  # first requests; stats.retries = stats.requests - this
         self._warned_running_loop = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
@@ -210,7 +201,7 @@ class OpenAIJudge:
 
         verdicts: dict[str, JudgeResult] = {}
         if self.cache is not None:
-            for prompt, (value, raw) in self.cache.get_many(self.model, unique_prompts).items():
+            for prompt, (value, raw) in self.cache.get_many(self.verdict_key, unique_prompts).items():
                 verdicts[prompt] = JudgeResult(score=value, raw=raw, failed=False, cached=True)
             self.stats.cache_hits += len(verdicts)
         to_send = [prompt for prompt in unique_prompts if prompt not in verdicts]
@@ -222,14 +213,19 @@ class OpenAIJudge:
 
     # -- sending ---------------------------------------------------------------------------------
 
+    async def _count_request(self, request: Any) -> None:
+        self.stats.requests += 1  # every HTTP request, the client's own retries included
+
     def _make_client(self) -> openai.AsyncOpenAI:
         common: dict[str, Any] = {
             "api_key": self._api_key.get_secret_value(),
-            "max_retries": 0,  # retries are ours (backoff, Retry-After, malformed replies)
+            "max_retries": self.max_retries,  # the client retries timeouts, drops, 408/409/429/5xx (Retry-After)
             "timeout": self.timeout_s,
             # aiohttp transport: about half the client CPU per request of the default httpx one,
             # which is what bounds throughput at high concurrency (benchmarks/README.md)
-            "http_client": openai.DefaultAioHttpClient(timeout=self.timeout_s),
+            "http_client": openai.DefaultAioHttpClient(
+                timeout=self.timeout_s, event_hooks={"request": [self._count_request]}
+            ),
         }
         if self.api_type == "azure":
             return openai.AsyncAzureOpenAI(
@@ -252,35 +248,23 @@ class OpenAIJudge:
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
 
-    def _backoff_s(self, attempt: int) -> float:
-        """Exponential backoff with "equal jitter": uniform in [d/2, d], d = base * 2^attempt, capped."""
-        ceiling = min(self.backoff_max_s, self.backoff_base_s * 2**attempt)
-        return self._random.uniform(ceiling / 2, ceiling)
-
     async def _judge_prompt(
         self, client: openai.AsyncOpenAI, semaphore: asyncio.Semaphore, prompt: str
     ) -> JudgeResult:
+        """One verdict: the client retries HTTP failures; a reply without a score is asked again here."""
         last_error = "not sent"
         last_raw: str | None = None
-        for attempt in range(self.max_retries + 1):
-            if attempt:
-                self.stats.retries += 1
-            wait_s: float | None = None  # None: exponential backoff
+        self._prompts_sent += 1
+        for attempt in range(self.max_retries + 1):  # re-asks after a non-chat body or a malformed reply
             try:
                 async with semaphore:
-                    self.stats.requests += 1
                     reply = await client.post("/chat/completions", body=self._body(prompt), cast_to=object)
-            except openai.RateLimitError as error:
-                last_error = "HTTP 429 (rate limited)"
-                server_wait = retry_after_seconds(error.response.headers)
-                if server_wait is not None:
-                    wait_s = min(server_wait, _MAX_RETRY_AFTER_S) + self._random.uniform(
-                        0, self.backoff_base_s
-                    )
             except openai.APITimeoutError:
-                last_error = f"timed out after {self.timeout_s} s"
+                last_error = f"timed out after {self.timeout_s} s ({self.max_retries} retries)"
+                break
             except openai.APIConnectionError as error:
-                last_error = f"connection error: {redact(str(error.__cause__ or error))}"
+                last_error = f"connection error: {redact(str(error.__cause__ or error))} ({self.max_retries} retries)"
+                break
             except openai.APIStatusError as error:
                 if error.status_code in _CONFIGURATION_STATUS:
                     raise JudgeConfigError(
@@ -289,8 +273,7 @@ class OpenAIJudge:
                         "judge.api_type and the key in the environment."
                     ) from None
                 last_error = f"HTTP {error.status_code}: {redact(error.message)[:200]}"
-                if error.status_code < 500 and error.status_code not in _RETRYABLE_STATUS:
-                    break  # e.g. 400 from a content filter: asking again will not help
+                break  # retryable statuses were retried by the client; others (e.g. 400) will not change
             except openai.APIResponseValidationError as error:
                 last_error = f"invalid response body: {redact(error.message)[:200]}"
             except json.JSONDecodeError as error:
@@ -300,27 +283,24 @@ class OpenAIJudge:
                     last_raw = self._reply_content(reply)
                 except _NotAChatCompletion as error:
                     last_error = str(error)
-                    await self._sleep_before_retry(attempt, None, last_error)
-                    continue
-                value = parse_score(last_raw)
-                if value is not None:
-                    if self.cache is not None:
-                        self.cache.put(self.model, prompt, value, last_raw or "")
-                    return JudgeResult(score=value, raw=last_raw, failed=False)
-                self.stats.malformed += 1
-                last_error = f"malformed reply (no score in [0, 1]): {(last_raw or '')[:200]!r}"
-                wait_s = 0.0  # not an overload: ask again at once
-            await self._sleep_before_retry(attempt, wait_s, last_error)
+                else:
+                    value = parse_score(last_raw)
+                    if value is not None:
+                        if self.cache is not None:
+                            self.cache.put(self.verdict_key, prompt, value, last_raw or "")
+                        self._update_retries()
+                        return JudgeResult(score=value, raw=last_raw, failed=False)
+                    self.stats.malformed += 1
+                    last_error = f"malformed reply (no score in [0, 1]): {(last_raw or '')[:200]!r}"
+            if attempt < self.max_retries:
+                logger.debug("%s: %s; asking again (%d)", self.name, last_error, attempt + 1)
+        self._update_retries()
         self.stats.failures += 1
-        logger.warning("%s: judgement failed after %d attempt(s): %s", self.name, attempt + 1, last_error)
+        logger.warning("%s: judgement failed: %s", self.name, last_error)
         return JudgeResult(score=None, raw=last_raw, failed=True, error=last_error)
 
-    async def _sleep_before_retry(self, attempt: int, wait_s: float | None, reason: str) -> None:
-        """Wait before the next attempt (none after the last): `wait_s`, or exponential backoff."""
-        if attempt < self.max_retries:
-            delay = self._backoff_s(attempt) if wait_s is None else wait_s
-            logger.debug("%s: %s; retry %d in %.3f s", self.name, reason, attempt + 1, delay)
-            await asyncio.sleep(delay)
+    def _update_retries(self) -> None:
+        self.stats.retries = self.stats.requests - self._prompts_sent
 
     def _body(self, prompt: str) -> dict[str, Any]:
         return {

@@ -15,6 +15,10 @@ import re
 
 from grit_exp.judge.base import JudgeRequest
 
+# Part of every cached verdict's key (judge/cache.py): bump it when the prompt below or the score
+# parser (`parse_score`) changes, so that verdicts of the old wording are not served again.
+JUDGE_PROMPT_VERSION = 1
+
 JUDGE_INSTRUCTION = (
     "You are responsible for proofreading the answers, you need to give a score to the model\u2019s answer "
     "by referring to the standard answer, based on the given question. The full score is 1 point and the "

@@ -7,10 +7,10 @@ judge) replies "Image 0" or "Image 1". `parse_image_choice` reads the reply: exa
 holds the images first, in order (Image 0, Image 1, ...), then the text: the paper's prompt names
 them only by their position.
 
-Failures follow the answer judge's rules: timeouts, dropped connections, HTTP 408 / 409 / 429 / 5xx,
-non-chat bodies and malformed replies are retried with exponential backoff (a 429's Retry-After is
-honoured); after `max_retries` retries the result is `failed=True, choice=None`, never a guess.
-HTTP 401 / 403 / 404 raise `JudgeConfigError` at once.
+Failures follow the answer judge's rules: the openai client retries timeouts, dropped connections,
+HTTP 408 / 409 / 429 / 5xx (`max_retries`, Retry-After honoured); non-chat bodies and malformed
+replies are asked again here (at most `max_retries` times); then the result is `failed=True,
+choice=None`, never a guess. HTTP 401 / 403 / 404 raise `JudgeConfigError` at once.
 
 `build_vision_judge(judge_cfg)` returns None for `judge.kind=rules`: an offline rules judge cannot
 look at images, and the metric is then reported as unavailable.
@@ -25,7 +25,6 @@ import asyncio
 import base64
 import json
 import logging
-import random
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -39,7 +38,6 @@ CONSISTENCY_PROMPT_HEAD = "Please decide which image has the bounding boxes that
 CONSISTENCY_PROMPT_TAIL = '\nReply with exactly "Image 0" or "Image 1".'
 
 _CHOICE = re.compile(r"\bimage\s*([0-9]+)\b", re.IGNORECASE)
-_RETRYABLE_STATUS = (408, 409)
 _CONFIGURATION_STATUS = (401, 403, 404)
 
 
@@ -105,8 +103,6 @@ class OpenAIVisionJudge:
         concurrency: int = 8,
         timeout_s: float = 60.0,
         max_retries: int = 5,
-        backoff_base_s: float = 0.5,
-        backoff_max_s: float = 30.0,
         temperature: float = 0.0,
         max_tokens: int = 16,
     ) -> None:
@@ -117,12 +113,10 @@ class OpenAIVisionJudge:
             )
         self.model, self.base_url, self.api_type, self.api_version = model, base_url, api_type, api_version
         self.concurrency, self.timeout_s, self.max_retries = concurrency, timeout_s, max_retries
-        self.backoff_base_s, self.backoff_max_s = backoff_base_s, backoff_max_s
         self.temperature, self.max_tokens = temperature, max_tokens
         self.name = f"{api_type}:{model}"
         self.stats = JudgeStats()
         self._api_key = api_key
-        self._random = random.Random()
 
     def __repr__(self) -> str:
         return f"OpenAIVisionJudge(name={self.name!r}, base_url={self.base_url!r}, max_retries={self.max_retries})"
@@ -139,7 +133,7 @@ class OpenAIVisionJudge:
 
         common: dict[str, Any] = {
             "api_key": self._api_key.get_secret_value(),
-            "max_retries": 0,
+            "max_retries": self.max_retries,  # the client retries timeouts, drops, 408/409/429/5xx
             "timeout": self.timeout_s,
         }
         if self.api_type == "azure":
@@ -157,7 +151,6 @@ class OpenAIVisionJudge:
     async def _choose_one(self, client: Any, semaphore: asyncio.Semaphore, request: VisionChoiceRequest) -> VisionChoiceResult:
         import openai
 
-        from grit_exp.judge.openai_judge import retry_after_seconds
         from grit_exp.judge.secrets import redact
 
         body = {
@@ -167,21 +160,19 @@ class OpenAIVisionJudge:
             "max_tokens": self.max_tokens,
         }
         last_error, last_raw = "not sent", None
-        for attempt in range(self.max_retries + 1):
+        for attempt in range(self.max_retries + 1):  # re-asks after an invalid body or a malformed reply
             if attempt:
                 self.stats.retries += 1
-            wait_s: float | None = None
             try:
                 async with semaphore:
                     self.stats.requests += 1
                     reply = await client.post("/chat/completions", body=body, cast_to=object)
-            except openai.RateLimitError as error:
-                last_error = "HTTP 429 (rate limited)"
-                wait_s = retry_after_seconds(error.response.headers)
             except openai.APITimeoutError:
-                last_error = f"timed out after {self.timeout_s} s"
+                last_error = f"timed out after {self.timeout_s} s ({self.max_retries} retries)"
+                break
             except openai.APIConnectionError as error:
-                last_error = f"connection error: {redact(str(error.__cause__ or error))}"
+                last_error = f"connection error: {redact(str(error.__cause__ or error))} ({self.max_retries} retries)"
+                break
             except openai.APIStatusError as error:
                 if error.status_code in _CONFIGURATION_STATUS:
                     raise JudgeConfigError(
@@ -189,8 +180,7 @@ class OpenAIVisionJudge:
                         f"model {self.model!r}: {redact(error.message)}. Check judge.base_url, judge.model and the key."
                     ) from None
                 last_error = f"HTTP {error.status_code}: {redact(error.message)[:200]}"
-                if error.status_code < 500 and error.status_code not in _RETRYABLE_STATUS:
-                    break
+                break  # retryable statuses were retried by the client
             except (openai.APIResponseValidationError, json.JSONDecodeError) as error:
                 last_error = f"invalid response body: {redact(str(error))[:200]}"
             else:
@@ -200,10 +190,6 @@ class OpenAIVisionJudge:
                     return VisionChoiceResult(choice=choice, raw=last_raw, failed=False)
                 self.stats.malformed += 1
                 last_error = f"malformed reply (no single 'Image k'): {(last_raw or '')[:200]!r}"
-                wait_s = 0.0
-            if attempt < self.max_retries:
-                ceiling = min(self.backoff_max_s, self.backoff_base_s * 2**attempt)
-                await asyncio.sleep(self._random.uniform(ceiling / 2, ceiling) if wait_s is None else wait_s)
         self.stats.failures += 1
         logger.warning("%s: image choice failed: %s", self.name, last_error)
         return VisionChoiceResult(choice=None, raw=last_raw, failed=True, error=last_error)
@@ -239,8 +225,6 @@ def build_vision_judge(cfg: Any) -> OpenAIVisionJudge | None:
         concurrency=min(int(cfg.concurrency), 8),  # each request carries two images
         timeout_s=cfg.timeout_s,
         max_retries=cfg.max_retries,
-        backoff_base_s=cfg.backoff_base_s,
-        backoff_max_s=cfg.backoff_max_s,
         temperature=cfg.temperature,
         max_tokens=16,
     )
