@@ -209,7 +209,7 @@ class TrainerConfig:
     resume: str = "auto"  # "auto" | "never" | a checkpoint directory
     # Supervised warm start on the rows' gold chains before RL; cached by a fingerprint, so it runs once.
     warm_start_sft_steps: int = 0
-    warm_start_learning_rate: float = 1e-3
+    warm_start_learning_rate: float = 1e-5  # a real model's; the CPU demo's 1e-3 is in conf/demo/cpu_train.yaml
     warm_start_batch_size: int = 32
     eval_batch_size: int = 32
     eval_on_start: bool = True
@@ -245,6 +245,8 @@ class RunConfig:
     experiment_note: str = ""
     # Set by the table1_* experiment files: the Table 1 row a run fills (grit_exp.report).
     table1: Table1Config = field(default_factory=Table1Config)
+    # Set by conf/demo/*.yaml: the CPU demo's values were applied (tiny models only); null for a real run.
+    demo_values: str | None = None
 
 
 @dataclass
@@ -352,6 +354,13 @@ def validate(cfg: DictConfig, world_size: int = 1) -> None:
         raise ConfigError(
             f"algorithm.num_generations={c.algorithm.num_generations} must be >= 2: group-relative "
             "advantages of a single completion are always 0"
+        )
+    if c.get("demo_values") and not c.model.tiny_builder:
+        raise ConfigError(
+            f"model.tiny_builder=null loads a real checkpoint ({c.model.path}) but model={c.model.name} brings the CPU "
+            "demo's values (conf/demo/cpu_train.yaml: trainer.learning_rate, trainer.warm_start_sft_steps, "
+            "trainer.warm_start_learning_rate, trainer.max_steps, rollout.max_new_tokens); choose the real model's "
+            "config instead (model=qwen2_5_vl_3b model.path=..., model=internvl3_2b model.path=...)"
         )
     if c.algorithm.beta < 0:
         raise ConfigError(f"algorithm.beta={c.algorithm.beta} must be >= 0")
