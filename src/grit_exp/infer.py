@@ -165,6 +165,11 @@ def check_inputs(cfg: Any, request: Request | None = None) -> Path:
         raise ConfigError(f"image={image_text!r}: no such file")
     if not question.strip():
         raise ConfigError('the question is empty; pass --question "TEXT"')
+    if cfg.out and Path(str(cfg.out)).expanduser().exists():  # e.g. out=photo.jpg, the input itself
+        raise ConfigError(
+            f"out={cfg.out!r}: a file is already there and grit-exp never overwrites a file it did not write; "
+            "choose a new path (default: <run dir>/boxes.png)"
+        )
     return image
 
 

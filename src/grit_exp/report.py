@@ -58,6 +58,18 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+REPORT_MARKER = ".grit_report"  # marks a folder the report wrote into: it may overwrite its own files there
+
+
+def check_report_dir(out: Path) -> None:
+    """`--out` must be new, empty, or a folder the report wrote before: it never overwrites a user's files."""
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / REPORT_MARKER).is_file())):
+        raise GritError(
+            f"--out {out}: {'is a file' if not out.is_dir() else 'holds files the report did not write'}; "
+            "it was left untouched. Choose a new or empty folder"
+        )
+
+
 def write_report(
     dirs: Sequence[Path], out: Path | None, formats: Sequence[str] = FORMATS, paper: bool = True, giou: str = "paper",
     all_steps: bool = False, skip_incomplete: bool = False, overlay_key: str = "train/reward",
@@ -72,7 +84,9 @@ def write_report(
         "all": render_all_datasets_markdown(results),
     }
     if out is not None:
+        check_report_dir(out)
         out.mkdir(parents=True, exist_ok=True)
+        (out / REPORT_MARKER).write_text("written by python -m grit_exp.report; it may overwrite its own files here\n")
         for fmt in formats:
             (out / f"table1.{fmt}").write_text(texts[fmt])
         (out / "all_datasets.md").write_text(texts["all"])

@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS judge_verdicts (
 )
 """
 _LOCK_RETRIES = 8
+_OWN_TABLES = {"judge_verdicts", "verdicts"}  # "verdicts": files of the older (model, prompt) key, never read
 
 
 def prompt_digest(prompt: str) -> str:
@@ -69,10 +70,28 @@ class JudgeCache:
         self._connection = sqlite3.connect(
             str(self.path), timeout=busy_timeout_s, check_same_thread=False, isolation_level=None
         )
+        self._refuse_a_file_of_someone_else()
         self._with_lock_retries(lambda: self._connection.execute("PRAGMA journal_mode=WAL"))
         # WAL + NORMAL: no fsync per commit; a power cut may lose the last verdicts, never corrupt the file.
         self._with_lock_retries(lambda: self._connection.execute("PRAGMA synchronous=NORMAL"))
         self._with_lock_retries(lambda: self._connection.execute(_SCHEMA))
+
+    def _refuse_a_file_of_someone_else(self) -> None:
+        """Before anything is written: the file must be new, empty, or a verdict cache (no other tables)."""
+        from grit_exp.judge.base import JudgeConfigError
+
+        try:
+            tables = {row[0] for row in self._with_lock_retries(
+                lambda: self._connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall())}
+        except sqlite3.DatabaseError:
+            tables = {"(not an sqlite database)"}
+        foreign = tables - _OWN_TABLES
+        if foreign:
+            self._connection.close()
+            raise JudgeConfigError(
+                f"judge.cache_path={str(self.path)!r} is not a judge verdict cache (holds {', '.join(sorted(foreign))}); "
+                "it was left untouched. Point judge.cache_path at a new file (null: no cache)"
+            )
 
     def _with_lock_retries(self, operation):  # type: ignore[no-untyped-def]
         for attempt in range(_LOCK_RETRIES):
