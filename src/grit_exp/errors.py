@@ -5,7 +5,8 @@ file (`DataError`), a model path, the judge's settings (`JudgeConfigError`), a l
 (`LiteralSecretError`). Its message names the key or file:line and what would be valid.
 `reported_user_errors` turns one into a single line on stderr (with the run's log file, when there
 is one), writes the same line into that log file, and exits with `EXIT_USER_ERROR` (2). Any other
-exception is a bug or a failure of the environment and keeps its traceback.
+exception is a bug or a failure of the environment and keeps its traceback. `HYDRA_FULL_ERROR=1`
+(Hydra's own switch for complete stack traces) shows the traceback of a `GritError` too.
 
 Left out: the checks themselves (config.py, data/, judge/); composing configs (preflight.py).
 """
@@ -13,6 +14,7 @@ Left out: the checks themselves (config.py, data/, judge/); composing configs (p
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -61,4 +63,11 @@ def reported_user_errors(entry: str) -> Iterator[None]:
         yield
     except GritError as error:
         report_user_error(error, entry)
+        if full_tracebacks():
+            raise
         raise SystemExit(EXIT_USER_ERROR) from None
+
+
+def full_tracebacks() -> bool:
+    """Hydra's switch: HYDRA_FULL_ERROR=1 asks for complete stack traces."""
+    return os.environ.get("HYDRA_FULL_ERROR") == "1"

@@ -29,7 +29,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from grit_exp.config import check_enumerated_values
-from grit_exp.errors import EXIT_USER_ERROR, GritError, one_line
+from grit_exp.errors import EXIT_USER_ERROR, GritError, full_tracebacks, one_line
 
 MAX_SWEEP_JOBS_CHECKED = 512  # a larger sweep: its group choices are composed, its values checked as text
 
@@ -96,6 +96,8 @@ def preflight(
     except GritError as error:
         from grit_exp.judge.secrets import redact
 
+        if full_tracebacks():
+            raise
         sys.stderr.write(f"{entry}: error: {redact(one_line(str(error)))}\n")
         raise SystemExit(EXIT_USER_ERROR) from None
 

@@ -6,9 +6,13 @@ OPENAI_API_VERSION) for Azure. `judge.api_key` may be null (use those variables)
 lands in `.hydra/config.yaml`. Anything else, a literal key in a YAML file or on the command line
 included, is refused:
 
-- `RefuseLiteralSecrets`, a Hydra callback, refuses before Hydra writes `.hydra/*.yaml` (Hydra 1.3
-  calls `on_run_start` / `on_multirun_start` before `run_job` saves the config and the overrides);
-  it exits with SystemExit because Hydra turns an Exception raised in a callback into a warning.
+- `grit_exp.preflight` runs `find_literal_secrets` on the config each entry point is about to run,
+  composed before Hydra starts: every path (command line, experiment file, a saved config reused with
+  `--config-path`, `--cfg`, `--info`, each job of a `--multirun`) is checked before anything is
+  written or printed.
+- `RefuseLiteralSecrets`, a Hydra callback, is a second line for apps that declare it in their primary
+  config (a saved config has no hydra section, so it cannot be the only one); it exits with
+  SystemExit because Hydra turns an Exception raised in a callback into a warning.
 - `check_api_key_setting` does the same check for `config.validate` and `build_judge`.
 - `redact` masks key-shaped strings and the values of the key variables; `RedactingFilter` applies
   it to log records; `scrub_secrets` to a resolved config before it is written (W&B config,
