@@ -11,7 +11,7 @@ export WANDB_MODE ?= disabled
 export TOKENIZERS_PARALLELISM := false
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install test test-slow test-all train bench lint clean
+.PHONY: install install-browser test test-slow test-all train bench lint clean
 
 install: $(STAMP)
 
@@ -25,10 +25,15 @@ $(STAMP): pyproject.toml
 test: install
 	$(PY) -m pytest -q -m "not slow and not gpu" -p no:cacheprovider
 
-test-slow: install
+test-slow: install install-browser
 	$(PY) -m pytest -q -m "slow and not gpu" -p no:cacheprovider
 
-test-all: install
+# The web demo's browser test drives Debian's Chromium through chromedriver (tests/test_demo.py).
+install-browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; }
+
+test-all: install install-browser
 	$(PY) -m pytest -q -p no:cacheprovider
 
 train: install

@@ -44,6 +44,8 @@ SUMMARY_COLUMNS = (
     ("ovd_map", "OVD precision", "for rows whose answer is a box: precision of the model's answer boxes"),
 )
 MODEL_TAG_COLOR = "#e61414"
+# inline, so the tags look the same where the page's style sheet is not there (the demo's HTML output)
+TAG_STYLE = "color:#fff;border-radius:3px;padding:0 4px;font-weight:bold;"
 
 STYLE = """
 body { font-family: sans-serif; margin: 1.5em; color: #222; max-width: 1400px; }
@@ -114,7 +116,7 @@ def boxes_html(text: str, spans: Sequence[tuple[int, int]], colors: Sequence[str
     for number, (start, end) in enumerate(spans, start=1):
         color = colors[(number - 1) % len(colors)]
         out.append(html.escape(text[last:start]))
-        out.append(f'<span class="tag" style="background:{color}">{number}</span>{html.escape(text[start:end])}')
+        out.append(f'<span class="tag" style="{TAG_STYLE}background:{color}">{number}</span>{html.escape(text[start:end])}')
         last = end
     out.append(html.escape(text[last:]))
     return "".join(out)

@@ -1,0 +1,141 @@
+"""`python -m grit_exp.demo [model.path=...]`: a Gradio page to ask a model about an image.
+
+A person uploads an image and asks a question; the page shows the answer, the grounded reasoning with
+a numbered tag in front of each box, and the image with the same boxes drawn, numbered and
+coloured alike, with a legend inside the picture. The model answers through `GroundedAnswerer`: the
+same adapter, prompt and box parsing as evaluation and `grit_exp.infer`, greedy decoding. Composes
+conf/demo.yaml (model, prompt, rollout groups; `server.host` / `server.port`, port 0 = a free one).
+
+    python -m grit_exp.demo model.path=outputs/<date>/<time>/checkpoints/step_30/model
+    python -m grit_exp.demo model=qwen2_5_vl_3b model.path=yfan1997/GRIT-20-Qwen2.5-VL-3B server.port=8080
+
+Gradio is an optional extra (`pip install -e '.[demo]'`); without it the command says so in one
+line. Gradio does the serving (HTTP, uploads, queue); this module only lays out the page. Nothing is
+sent anywhere: analytics are off and there is no share link.
+
+Left out: judging answers (there is no ground truth), several images at once (use evaluate).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig
+
+from grit_exp.config import (
+    ConfigError,
+    ModelConfig,
+    PathsConfig,
+    PromptConfig,
+    RolloutConfig,
+    validate_groups,
+)
+from grit_exp.errors import reported_user_errors
+from grit_exp.hydra_app import CONF_DIR
+
+log = logging.getLogger("grit_exp.demo")
+
+RANDOM_MODEL_NOTE = ("This model is randomly initialised (a tiny model for tests and the CPU demo): its answers and "
+                     "boxes are noise. Start the demo with model.path=<run>/checkpoints/step_<N>/model or a real model.")
+
+
+@dataclass
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 7860  # 0: a free port
+
+
+@dataclass
+class DemoConfig:
+    seed: int = 0
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    model: ModelConfig = MISSING
+    prompt: PromptConfig = MISSING
+    rollout: RolloutConfig = MISSING
+    device: str = "auto"  # "auto" (cuda when available, else cpu) or a torch device string
+    server: ServerConfig = field(default_factory=ServerConfig)
+
+
+ConfigStore.instance().store(name="demo_schema", node=DemoConfig)
+
+
+def import_gradio() -> Any:
+    try:
+        import gradio
+    except ImportError as err:
+        raise ConfigError("the web demo needs Gradio, an optional extra: pip install -e '.[demo]'") from err
+    return gradio
+
+
+def build_page(answerer: Any) -> Any:
+    """The Gradio Blocks of the demo around a loaded `GroundedAnswerer`."""
+    gr = import_gradio()
+    from grit_exp.grounded_answer import picture, reasoning_html
+
+    def ask(image_path: str | None, question: str) -> tuple[Any, str, str]:
+        if not image_path:
+            raise gr.Error("Upload an image first.")
+        if not (question or "").strip():
+            raise gr.Error("Type a question.")
+        result = answerer.answer(image_path, question.strip())
+        answer = result.answer if result.answer is not None else "(the model wrote no <answer>)"
+        summary = f"{len(result.boxes)} box(es), numbered 1..{len(result.boxes)} in the text and the picture" \
+            if result.boxes else "no boxes in the reasoning"
+        return picture(image_path, result), answer, f"<p>{summary}</p>{reasoning_html(result)}"
+
+    cfg = answerer.cfg
+    with gr.Blocks(title="grit-exp: grounded reasoning", analytics_enabled=False) as page:
+        gr.Markdown(f"# Grounded reasoning\nModel **{cfg.model.name}** (`{answerer.adapter.path}`), prompt "
+                    f"**{cfg.prompt.name}**, greedy decoding, at most {cfg.rollout.max_new_tokens} new tokens.")
+        if answerer.random_init:
+            gr.Markdown(f"**Note:** {RANDOM_MODEL_NOTE}", elem_id="random-model-note")
+        with gr.Row():
+            with gr.Column():
+                image = gr.Image(type="filepath", label="Image", elem_id="image-input")
+                question = gr.Textbox(label="Question", placeholder="How many red squares are there?",
+                                      elem_id="question-input")
+                submit = gr.Button("Ask", variant="primary", elem_id="ask-button")
+            with gr.Column():
+                drawn = gr.Image(type="pil", label="Boxes (numbered as in the reasoning)", elem_id="boxes-picture",
+                                 interactive=False, format="png")
+                answer = gr.Textbox(label="Answer", elem_id="answer-output", interactive=False)
+                reasoning = gr.HTML(label="Grounded reasoning", elem_id="reasoning-output")
+        submit.click(ask, inputs=[image, question], outputs=[drawn, answer, reasoning])
+        question.submit(ask, inputs=[image, question], outputs=[drawn, answer, reasoning])
+    return page
+
+
+def serve(cfg: Any) -> None:
+    """Load the model, then serve the page until interrupted."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(Path(tempfile.gettempdir()) / "grit_exp_demo"))  # uploads
+    import_gradio()  # fail in one line before loading a model
+    from grit_exp.grounded_answer import GroundedAnswerer
+
+    answerer = GroundedAnswerer(cfg)
+    page = build_page(answerer)
+    port = int(cfg.server.port) or None  # None: Gradio picks a free port from 7860 on
+    page.queue(default_concurrency_limit=1)
+    page.launch(server_name=str(cfg.server.host), server_port=port, share=False, show_error=True, quiet=False)
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="demo")
+def main(cfg: DictConfig) -> None:
+    with reported_user_errors("demo"):
+        validate_groups(cfg)
+        serve(cfg)
+
+
+if __name__ == "__main__":
+    from grit_exp.preflight import preflight
+
+    preflight(main, "demo", str(CONF_DIR), validate_groups)
+    sys.exit(main())
