@@ -60,6 +60,13 @@ def test_a_file_is_refused_and_kept(tmp_path) -> None:
     assert file.read_bytes() == b"\x00" * 16
 
 
+def test_a_hub_id_with_the_tiny_group_is_refused_not_built(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="looks like a Hugging Face Hub id.*model=qwen2_5_vl_3b"):
+        ensure_tiny_model("tiny_qwen2_5_vl", "yfan1997/GRIT-20-Qwen2.5-VL-3B")
+    assert list(tmp_path.iterdir()) == []  # no random model built under ./yfan1997/
+
+
 def test_a_trained_checkpoint_is_loaded_as_it_is(tiny_model_paths, tmp_path) -> None:
     checkpoint = _checkpoint_copy(tiny_model_paths["tiny_qwen2_5_vl"], tmp_path / "step_30" / "model")
     before = _snapshot(checkpoint)

@@ -271,6 +271,12 @@ def ensure_tiny_model(builder: str, path: str | os.PathLike, seed: int = 0) -> P
         return out
     if out.exists() and not out.is_dir():
         raise ConfigError(f"model.path={out}: is a file, not a model directory; it was left untouched")
+    raw = str(path)
+    if not out.exists() and not Path(raw).is_absolute() and raw.count("/") == 1 and not out.parent.exists():
+        raise ConfigError(  # e.g. model.path=yfan1997/GRIT-20-Qwen2.5-VL-3B with the default (tiny) model group
+            f"model.path={raw} looks like a Hugging Face Hub id, but the model group builds a random tiny model "
+            f"({builder}); choose the checkpoint's model group too, e.g. model=qwen2_5_vl_3b model.path={raw}"
+        )
     ours = _marker_text(out) is not None  # an older tiny build: the toolkit made it, it may replace it
     if out.is_dir() and not ours and any(out.iterdir()):
         log.info("model.path=%s is not a tiny model built by grit-exp: loading it as a model directory", out)
