@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import html
 import json
+import shutil
 
+import pytest
 from eval_replay_fixture import replay_overrides
 from PIL import Image
 
@@ -131,3 +133,35 @@ def test_progress_bar_on_a_terminal_only(compose_eval, tmp_path, monkeypatch):
     monkeypatch.setattr("sys.stderr", pipe)
     evaluate(tmp_path / "pipe", compose_eval)
     assert "4/4" not in "".join(pipe.parts)  # logs and CI: no bar
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("chromium") is None or shutil.which("chromedriver") is None,
+                    reason="needs Debian's chromium and chromium-driver (make install-browser)")
+def test_report_renders_in_a_real_browser(compose_eval, tmp_path):
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium (dev extra) drives the browser")
+    from selenium.webdriver.common.by import By
+
+    run = evaluate(tmp_path, compose_eval)
+    options = webdriver.ChromeOptions()
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1300,900"):
+        options.add_argument(arg)
+    options.binary_location = shutil.which("chromium")
+    driver = webdriver.Chrome(service=webdriver.ChromeService(shutil.which("chromedriver")), options=options)
+    try:
+        driver.get((run / "report.html").as_uri())
+        assert driver.title == "grit-exp evaluation"
+        summary = driver.find_element(By.CSS_SELECTOR, "table.summary")
+        assert summary.is_displayed() and summary.location["y"] < 400  # the summary is at the top
+        images = driver.find_elements(By.CSS_SELECTOR, ".sample img")
+        assert len(images) == 3
+        assert all(driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth", im) == 448
+                   for im in images)  # the embedded pictures decode
+        driver.find_element(By.CSS_SELECTOR, 'table.failures a[href="#sample-3"]').click()
+        target = driver.find_element(By.ID, "sample-3")
+        assert abs(driver.execute_script("return arguments[0].getBoundingClientRect().top", target)) < 5  # scrolled to it
+        tags = target.find_elements(By.CSS_SELECTOR, "span.tag")
+        assert tags == [] and "No boxes in the completion." in target.text
+        driver.save_screenshot(str(tmp_path / "report.png"))
+    finally:
+        driver.quit()
