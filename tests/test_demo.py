@@ -24,7 +24,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
-import grit_exp.demo  # noqa: F401  (registers conf/demo.yaml's schema)
+import grit_exp.demo  # noqa: F401  (registers conf/web_demo.yaml's schema)
 from grit_exp.grounded_answer import GroundedAnswer, picture, reasoning_html
 from grit_exp.hydra_app import CONF_DIR
 from grit_exp.infer import BOX_COLORS
@@ -37,7 +37,7 @@ COMPLETION = '<think> {"bbox_2d": [10, 10, 50, 40]} {"bbox_2d": [60, 20, 55, 30]
 
 def test_demo_config_composes():
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="demo", overrides=["server.port=0", "model.path=/ckpt"])
+        cfg = compose(config_name="web_demo", overrides=["server.port=0", "model.path=/ckpt"])
     assert (cfg.server.host, cfg.server.port, cfg.model.path, cfg.prompt.name) == ("127.0.0.1", 0, "/ckpt", "grit")
 
 

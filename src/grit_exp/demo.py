@@ -4,7 +4,7 @@ A person uploads an image and asks a question; the page shows the answer, the gr
 a numbered tag in front of each box, and the image with the same boxes drawn, numbered and
 coloured alike, with a legend inside the picture. The model answers through `GroundedAnswerer`: the
 same adapter, prompt and box parsing as evaluation and `grit_exp.infer`, greedy decoding. Composes
-conf/demo.yaml (model, prompt, rollout groups; `server.host` / `server.port`, port 0 = a free one).
+conf/web_demo.yaml (model, prompt, rollout groups; `server.host` / `server.port`, port 0 = a free one).
 
     python -m grit_exp.demo model.path=outputs/<date>/<time>/checkpoints/step_30/model
     python -m grit_exp.demo model=qwen2_5_vl_3b model.path=yfan1997/GRIT-20-Qwen2.5-VL-3B server.port=8080
@@ -64,7 +64,7 @@ class DemoConfig:
     server: ServerConfig = field(default_factory=ServerConfig)
 
 
-ConfigStore.instance().store(name="demo_schema", node=DemoConfig)
+ConfigStore.instance().store(name="web_demo_schema", node=DemoConfig)
 
 
 def import_gradio() -> Any:
@@ -127,7 +127,7 @@ def serve(cfg: Any) -> None:
     page.launch(server_name=str(cfg.server.host), server_port=port, share=False, show_error=True, quiet=False)
 
 
-@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="demo")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="web_demo")
 def main(cfg: DictConfig) -> None:
     with reported_user_errors("demo"):
         validate_groups(cfg)
@@ -137,5 +137,5 @@ def main(cfg: DictConfig) -> None:
 if __name__ == "__main__":
     from grit_exp.preflight import preflight
 
-    preflight(main, "demo", str(CONF_DIR), validate_groups)
+    preflight(main, "web_demo", str(CONF_DIR), validate_groups)
     sys.exit(main())

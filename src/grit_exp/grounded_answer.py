@@ -45,7 +45,7 @@ def hex_color(rgb: tuple[int, int, int]) -> str:
 
 
 class GroundedAnswerer:
-    """The adapter and model of `cfg` (conf/demo.yaml: model, prompt, rollout, seed, device), loaded once."""
+    """The adapter and model of `cfg` (conf/web_demo.yaml: model, prompt, rollout, seed, device), loaded once."""
 
     def __init__(self, cfg: Any) -> None:
         import torch
