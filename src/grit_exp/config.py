@@ -166,15 +166,47 @@ class AlgorithmConfig:
     advantage_eps: float = 1e-4
     # "seq_mean_token_mean" (released GRIT code / GRPO), "token_mean" (DAPO), "seq_mean_token_sum_norm" (Dr. GRPO)
     loss_aggregation: str = "seq_mean_token_mean"
+    # Temperature of the log-probs in the ratio and KL: "sampling" divides logits by rollout.temperature
+    # (the policy that was sampled, as TRL does); "one" uses raw logits (the released GRIT code).
+    logprob_temperature: str = "sampling"
+
+
+@dataclass
+class SlurmConfig:
+    """SLURM resources of each job of a sweep (`cluster=slurm`, read by conf/hydra/launcher/submitit_slurm.yaml).
+
+    Every job runs one SLURM task per GPU (`tasks_per_node: 0`), one task on CPU nodes; each task
+    joins torch.distributed through grit_exp.cluster.slurm_env."""
+
+    nodes: int = 1
+    gpus_per_node: int = 0  # 0: CPU tasks
+    tasks_per_node: int = 0  # 0: one per GPU (gpus_per_node), 1 on CPU nodes
+    cpus_per_task: int = 1
+    mem_gb: int | None = None  # per node; null: the partition's default
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
+    timeout_min: int = 60
+    signal_delay_s: int = 120  # SIGUSR2 this long before the time limit: checkpoint, requeue, resume
+    max_requeues: int = 3  # requeues after a time-out (preemptions are always requeued)
+    array_parallelism: int = 256  # jobs of one sweep running at once
+    setup: list[str] = field(default_factory=list)  # shell lines run before the tasks (module load ...)
 
 
 @dataclass
 class ClusterConfig:
+    """Where and how the processes of one job train (grit_exp.training.engine). The number of
+    processes comes from the launcher (torchrun, accelerate launch, SLURM tasks), not from here."""
+
     name: str = MISSING
-    num_nodes: int = 1
-    processes_per_node: int = 1
-    backend: str = "auto"  # "auto" (nccl with CUDA, else gloo) | "nccl" | "gloo"
+    # "ddp": plain data parallelism (one process: no wrapper at all); "deepspeed": ZeRO from deepspeed_config
+    engine: str = "ddp"
+    # A DeepSpeed JSON (launchers/deepspeed/*.json; relative paths resolve against the repository root);
+    # batch sizes, accumulation, clipping and precision are filled in from trainer.* at start-up.
     deepspeed_config: str | None = None
+    backend: str = "auto"  # process-group backend: "auto" (nccl with CUDA, else gloo) | "nccl" | "gloo"
+    slurm: SlurmConfig = field(default_factory=SlurmConfig)  # each SLURM job's resources (hydra/launcher=submitit_slurm)
 
 
 @dataclass
@@ -202,7 +234,9 @@ class TrainerConfig:
     lr_scheduler: str = "cosine"  # "cosine" | "constant"
     warmup_steps: int = 0
     max_grad_norm: float = 1.0
-    bf16: bool = True  # bf16 autocast on GPU; CPU runs are always fp32
+    # Compute precision of trainable weights (always stored as fp32 masters): "auto" = bf16 on CUDA and
+    # fp32 on CPU (bit-reproducible); "bf16" forces bf16 compute (also on CPU); "no" = fp32.
+    mixed_precision: str = "auto"
     eval_every: int = 50
     save_every: int = 50
     keep_last: int = 2
@@ -308,7 +342,11 @@ ENUMERATED_VALUES: dict[str, tuple[str, ...]] = {
     "algorithm.name": ("grpo", "dr_grpo", "dapo", "sft"),
     "algorithm.scale_rewards": ("group", "batch", "none"),
     "algorithm.loss_aggregation": ("seq_mean_token_mean", "token_mean", "seq_mean_token_sum_norm"),
+    "algorithm.logprob_temperature": ("sampling", "one"),
     "trainer.lr_scheduler": ("cosine", "constant"),
+    "trainer.mixed_precision": ("auto", "bf16", "no"),
+    "cluster.engine": ("ddp", "deepspeed"),
+    "cluster.backend": ("auto", "nccl", "gloo"),
     "logger.kind": ("jsonl", "wandb"),
 }
 _ABSENT = object()
@@ -380,6 +418,20 @@ def validate(cfg: DictConfig, world_size: int = 1) -> None:
                 f"per process (trainer.prompts_per_step={t.prompts_per_step} / {world_size} processes x "
                 f"algorithm.num_generations={c.algorithm.num_generations})"
             )
+    else:
+        per_process = t.prompts_per_step // world_size
+        if per_process % min(t.micro_batch_size, per_process) != 0:
+            raise ConfigError(
+                f"trainer.micro_batch_size={t.micro_batch_size} does not divide the {per_process} rows per process "
+                f"(trainer.prompts_per_step={t.prompts_per_step} / {world_size} processes)"
+            )
+    if c.cluster.engine == "deepspeed" and not c.cluster.deepspeed_config:
+        raise ConfigError("cluster.engine=deepspeed needs cluster.deepspeed_config (e.g. launchers/deepspeed/zero2.json)")
+    if c.cluster.engine != "deepspeed" and c.cluster.deepspeed_config:
+        raise ConfigError(
+            f"cluster.deepspeed_config={c.cluster.deepspeed_config!r} is set but cluster.engine={c.cluster.engine!r}; "
+            "set cluster.engine=deepspeed (or cluster=node8) to use it"
+        )
     if t.keep_last < 1:
         raise ConfigError(f"trainer.keep_last={t.keep_last} must be >= 1")
 

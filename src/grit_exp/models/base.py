@@ -155,9 +155,13 @@ class ModelAdapter(ABC):
         geometries = [self._geometry(row, inputs, i) for i, row in enumerate(rows)]
         return PromptBatch(inputs, geometries, list(user_texts), self._image_slices(inputs))
 
-    def load_model(self, device: torch.device | str = "cpu", path: str | None = None) -> PreTrainedModel:
-        """Load the weights (from `path` if given, e.g. a checkpoint) and apply the freezing config."""
-        dtype = TORCH_DTYPES[self.cfg.dtype]
+    def load_model(self, device: torch.device | str = "cpu", path: str | None = None,
+                   dtype: str | None = None) -> PreTrainedModel:
+        """Load the weights (from `path` if given, e.g. a checkpoint) and apply the freezing config.
+
+        Stored in `dtype`, default `model.dtype` (frozen copies, inference); the trainer loads
+        trainable weights as "float32" (master weights) whatever `model.dtype` says."""
+        dtype = TORCH_DTYPES[dtype or self.cfg.dtype]
         if self.cfg.attn_implementation == "flash_attention_2":
             import flash_attn  # noqa: F401  (the optional `gpu` extra; fail here, clearly, if absent)
         model = self.model_class.from_pretrained(

@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from transformers import GenerationConfig, PreTrainedModel
+from transformers import GenerationConfig, LogitsProcessorList, PreTrainedModel
 
 from grit_exp.data.schema import GritRow
 from grit_exp.models.base import ModelAdapter, PromptBatch
 from grit_exp.rollout.generation import generation_settings
+from grit_exp.rollout.seeded_sampling import PerRowSeededSampler
 
 
 @dataclass
@@ -104,15 +105,25 @@ class HFRollout:
         user_texts: list[str],
         num_generations: int = 1,
         greedy: bool = False,
+        completion_seeds: list[int] | None = None,
     ) -> Rollout:
+        """`completion_seeds` (one per completion): sample each completion from its own seed
+        (`rollout/seeded_sampling.py`), so that results do not depend on batch layout or process count."""
         device = next(model.parameters()).device
         prompt = self.adapter.build_prompt_batch(rows, user_texts).repeat_interleave(num_generations).to(device)
         was_training = model.training
         model.eval()
-        config = self.generation_config(greedy)
+        config = self.generation_config(greedy or completion_seeds is not None)
+        processors = LogitsProcessorList()
+        if completion_seeds is not None and not greedy:
+            processors.append(PerRowSeededSampler(
+                completion_seeds, float(self.cfg.temperature), int(self.cfg.top_k), float(self.cfg.top_p), device))
         try:
             with only_these_settings(model, config):
-                sequences = model.generate(**prompt.inputs, generation_config=config, tokenizer=self.adapter.tokenizer)
+                # synced_gpus=False: the engine hands over whole (under ZeRO-3: gathered) weights, so
+                # processes may generate different numbers of batches and tokens without lock-step
+                sequences = model.generate(**prompt.inputs, generation_config=config, logits_processor=processors,
+                                           tokenizer=self.adapter.tokenizer, synced_gpus=False)
         finally:
             model.train(was_training)
         ids = sequences[:, prompt.prompt_length :]

@@ -1,8 +1,9 @@
-"""Process-group glue for torchrun / SLURM launches: rank, world size, gradient and metric reduction.
+"""Rank, world size and object collectives for code that runs in training and evaluation alike.
 
-Single-process runs never touch torch.distributed. Multi-process runs use NCCL with CUDA and gloo
-otherwise (or `cluster.backend`). Gradients are averaged with all-reduce after backward (each
-process owns whole prompt groups, so nothing else needs gathering); metrics are averaged for logging.
+Training's process group, devices and gradients belong to the engine (`training/engine.py`,
+accelerate); this module only reads the group it set up (evaluation shards rows and merges them,
+the loop averages metrics). `init` starts a group for the evaluation entry point, which has no
+engine: NCCL with CUDA, gloo otherwise (or `cluster.backend`).
 """
 
 from __future__ import annotations
@@ -44,16 +45,6 @@ def barrier() -> None:
         dist.barrier()
 
 
-def average_gradients(model: torch.nn.Module) -> None:
-    if not dist.is_initialized() or dist.get_world_size() == 1:
-        return
-    n = dist.get_world_size()
-    for p in model.parameters():
-        if p.grad is not None:
-            dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
-            p.grad /= n
-
-
 def average_metrics(metrics: dict[str, float]) -> dict[str, float]:
     """Mean of each metric over processes (keys must agree across processes)."""
     if not dist.is_initialized() or dist.get_world_size() == 1:
@@ -63,17 +54,6 @@ def average_metrics(metrics: dict[str, float]) -> dict[str, float]:
     dist.all_gather_object(gathered, {k: metrics[k] for k in keys})
     all_keys = sorted({k for g in gathered if g for k in g})
     return {k: sum(g[k] for g in gathered if g and k in g) / sum(1 for g in gathered if g and k in g) for k in all_keys}
-
-
-def check_replicas_equal(model: torch.nn.Module) -> None:
-    """Raise if the processes' parameters differ (they must: gradients are averaged every step)."""
-    if not dist.is_initialized() or dist.get_world_size() == 1:
-        return
-    with torch.no_grad():
-        digest = [float(p.double().sum()) + float(p.double().abs().sum()) for p in model.parameters()]
-    gathered = all_gather_object(digest)
-    if any(g != gathered[0] for g in gathered[1:]):
-        raise RuntimeError("model replicas diverged across processes: gradients were not averaged identically")
 
 
 def all_gather_object(obj: Any) -> list[Any]:

@@ -1,17 +1,17 @@
 """One GRPO-GR step: rollout -> rewards -> group advantages -> micro-batched policy update.
 
-Each process handles whole prompt groups (its G completions never leave it), so advantages need
-no gather; only gradients (averaged) and metrics are reduced across processes. With
-num_iterations > 1 the same rollout is reused for several updates, with the clipped ratio against
-the log-probs recorded before the first one.
+Each process generates and scores whole prompt groups; the rewards of all processes are gathered
+so that advantages (and `scale_rewards=batch`'s std) are those of the global batch, and
+`token_mean` divides by the global number of completion tokens: a step's result does not depend on
+how many processes share it. Completions are sampled from per-completion seeds
+(`rollout/seeded_sampling.py`) for the same reason. Gradients, precision, accumulation and clipping
+belong to the engine (`training/engine.py`). With num_iterations > 1 the same rollout is reused for
+several updates, with the clipped ratio against the log-probs recorded before the first one.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,31 +24,39 @@ from grit_exp.policy.advantages import advantages_from_rewards
 from grit_exp.policy.losses import policy_loss
 from grit_exp.rewards import RewardContext, compute_rewards
 from grit_exp.rollout.hf import HFRollout, Rollout
-from grit_exp.training import distributed
+from grit_exp.rollout.seeded_sampling import completion_seed
+from grit_exp.training.engine import TrainingEngine
 
 
 @dataclass
 class StepModules:
     adapter: ModelAdapter
-    policy: torch.nn.Module
-    reference: torch.nn.Module | None
+    policy: torch.nn.Module  # as prepared by the engine (DDP / DeepSpeed wrapper, or the bare model)
+    reference: torch.nn.Module | None  # None: beta == 0, or LoRA (the base with adapters disabled)
     rollout: HFRollout
     judge: Any
     optimizer: torch.optim.Optimizer
     scheduler: Any
     cfg: Any
-    precision: Callable[[], AbstractContextManager] = contextlib.nullcontext  # see training.precision
+    engine: TrainingEngine
 
 
 def micro_batches(n: int, size: int) -> list[slice]:
     return [slice(i, min(i + size, n)) for i in range(0, n, size)]
 
 
-def _weight(aggregation: str, mb: Rollout, total_seqs: int, total_tokens: int) -> float:
-    """Share of a micro-batch in the full-batch loss, so that summed micro-batch losses equal it."""
+def logprob_temperature(cfg: Any) -> float:
+    """`algorithm.logprob_temperature`: "sampling" scores the policy that sampled (logits / T, as TRL);
+    "one" uses raw logits (the released GRIT code)."""
+    return float(cfg.rollout.temperature) if cfg.algorithm.logprob_temperature == "sampling" else 1.0
+
+
+def _micro_weight(aggregation: str, mb: Rollout, local_seqs: int, global_tokens: float, world_size: int) -> float:
+    """Share of a micro-batch in this process's loss, so that the engine's average over processes of
+    the summed micro-batch losses is the loss of the global batch."""
     if aggregation == "token_mean":
-        return float(mb.completion_mask.sum()) / max(total_tokens, 1)
-    return mb.completion_ids.shape[0] / total_seqs
+        return float(mb.completion_mask.sum()) * world_size / max(global_tokens, 1.0)
+    return mb.completion_ids.shape[0] / local_seqs
 
 
 @torch.no_grad()
@@ -56,8 +64,9 @@ def _logprobs(m: StepModules, model: torch.nn.Module, rollout: Rollout, size: in
     parts = []
     for sl in micro_batches(len(rollout.rows), size):
         mb = rollout.select(sl)
-        with m.precision():
-            parts.append(m.adapter.completion_logprobs(model, mb.prompt, mb.completion_ids, mb.completion_mask))
+        with m.engine.autocast():
+            parts.append(m.adapter.completion_logprobs(model, mb.prompt, mb.completion_ids, mb.completion_mask,
+                                                       temperature=logprob_temperature(m.cfg)))
     return torch.cat(parts, 0)
 
 
@@ -65,10 +74,11 @@ def _reference_logprobs(m: StepModules, rollout: Rollout, size: int) -> torch.Te
     """Log-probs under the frozen reference: its own model, or (LoRA) the base with adapters disabled."""
     if m.reference is not None:
         return _logprobs(m, m.reference, rollout, size)
-    if not hasattr(m.policy, "disable_adapter"):
+    policy = m.engine.unwrap(m.policy)
+    if not hasattr(policy, "disable_adapter"):
         raise RuntimeError("algorithm.beta != 0 but no reference model was built and the policy has no LoRA adapters")
-    with m.policy.disable_adapter():
-        return _logprobs(m, m.policy, rollout, size)
+    with policy.disable_adapter():
+        return _logprobs(m, policy, rollout, size)
 
 
 def score_rollout(m: StepModules, rollout: Rollout):
@@ -80,69 +90,76 @@ def score_rollout(m: StepModules, rollout: Rollout):
     return compute_rewards(m.cfg.reward, rollout.texts, rollout.rows, ctx)
 
 
-def grpo_step(m: StepModules, rows: list[GritRow]) -> dict[str, float]:
-    """Run one optimizer step on `rows` (this process's prompts); return this process's metrics."""
-    cfg, alg = m.cfg, m.cfg.algorithm
+def grpo_step(m: StepModules, rows: list[GritRow], step: int, first_prompt_index: int) -> dict[str, float]:
+    """One optimizer step on `rows` (this process's prompts, global indices from `first_prompt_index`
+    within the step); return the step's metrics, already global where they say so."""
+    cfg, alg, engine = m.cfg, m.cfg.algorithm, m.engine
+    G = alg.num_generations
     t0 = time.perf_counter()
     texts = [build_user_text(r.question, cfg.prompt, m.adapter.family) for r in rows]
-    with m.precision():
-        rollout = m.rollout.generate(m.policy, rows, texts, num_generations=alg.num_generations)
+    seeds = [completion_seed(cfg.seed, step, first_prompt_index + i, j) for i in range(len(rows)) for j in range(G)]
+    with engine.generation_model(m.policy) as generator, engine.autocast():
+        rollout = m.rollout.generate(generator, rows, texts, num_generations=G, completion_seeds=seeds)
     t1 = time.perf_counter()
     breakdown = score_rollout(m, rollout)
-    rewards = torch.tensor(breakdown.total, dtype=torch.float32)
-    adv = advantages_from_rewards(rewards, alg.num_generations, alg.scale_rewards, alg.advantage_eps)
+    local_rewards = torch.tensor(breakdown.total, dtype=torch.float64)
+    global_rewards = engine.gather(local_rewards)  # rank order = prompt order of the step
+    adv = advantages_from_rewards(global_rewards, G, alg.scale_rewards, alg.advantage_eps)
+    local = slice(engine.rank * len(local_rewards), (engine.rank + 1) * len(local_rewards))
+    advantages = adv.values[local]
     t2 = time.perf_counter()
 
     size = cfg.trainer.micro_batch_size
     ref_logp = _reference_logprobs(m, rollout, size) if alg.beta != 0 else None
     old_logp = _logprobs(m, m.policy, rollout, size) if alg.num_iterations > 1 else None
-    total_seqs, total_tokens = len(rollout.rows), int(rollout.completion_mask.sum())
+    local_seqs = len(rollout.rows)
+    global_tokens = engine.sum(int(rollout.completion_mask.sum()))
     m.policy.train()
-    losses, kls, clips = [], [], []
+    loss_value = kl_value = clip_value = grad_norm = 0.0
     for _ in range(alg.num_iterations):
-        m.optimizer.zero_grad(set_to_none=True)
         loss_value = kl_value = clip_value = 0.0
-        for sl in micro_batches(total_seqs, size):
+        for sl in micro_batches(local_seqs, size):
             mb = rollout.select(sl)
-            with m.precision():
-                logp = m.adapter.completion_logprobs(m.policy, mb.prompt, mb.completion_ids, mb.completion_mask)
-            out = policy_loss(
-                logp,
-                None if old_logp is None else old_logp[sl],
-                None if ref_logp is None else ref_logp[sl],
-                adv.values[sl].to(logp.device),
-                mb.completion_mask,
-                beta=alg.beta,
-                epsilon_low=alg.epsilon_low,
-                epsilon_high=alg.epsilon_high,
-                aggregation=alg.loss_aggregation,
-                max_completion_length=cfg.rollout.max_new_tokens,
-            )
-            w = _weight(alg.loss_aggregation, mb, total_seqs, total_tokens)
-            (out.loss * w).backward()
+            with engine.accumulate(m.policy):
+                with engine.autocast():
+                    logp = m.adapter.completion_logprobs(m.policy, mb.prompt, mb.completion_ids, mb.completion_mask,
+                                                         temperature=logprob_temperature(cfg))
+                out = policy_loss(
+                    logp,
+                    None if old_logp is None else old_logp[sl],
+                    None if ref_logp is None else ref_logp[sl],
+                    advantages[sl].to(logp.device),
+                    mb.completion_mask,
+                    beta=alg.beta,
+                    epsilon_low=alg.epsilon_low,
+                    epsilon_high=alg.epsilon_high,
+                    aggregation=alg.loss_aggregation,
+                    max_completion_length=cfg.rollout.max_new_tokens,
+                )
+                w = _micro_weight(alg.loss_aggregation, mb, local_seqs, global_tokens, engine.world_size)
+                engine.backward(out.loss * w)
+                if engine.sync_gradients:
+                    grad_norm = engine.clip_grad_norm(m.policy, cfg.trainer.max_grad_norm)
+                m.optimizer.step()
+                m.optimizer.zero_grad(set_to_none=True)
             loss_value += float(out.loss.detach()) * w
-            kl_value += float(out.kl) * mb.completion_ids.shape[0] / total_seqs
-            clip_value += float(out.clip_fraction) * mb.completion_ids.shape[0] / total_seqs
-        distributed.average_gradients(m.policy)
-        grad_norm = torch.nn.utils.clip_grad_norm_(
-            [p for p in m.policy.parameters() if p.requires_grad], cfg.trainer.max_grad_norm
-        )
-        m.optimizer.step()
-        losses.append(loss_value)
-        kls.append(kl_value)
-        clips.append(clip_value)
+            kl_value += float(out.kl) * mb.completion_ids.shape[0] / local_seqs
+            clip_value += float(out.clip_fraction) * mb.completion_ids.shape[0] / local_seqs
     m.scheduler.step()
     t3 = time.perf_counter()
 
     metrics: dict[str, float] = {
-        "train/reward": float(rewards.mean()),
+        "train/reward": float(global_rewards.mean()),
         "train/reward_std": float(adv.group_std.mean()),
         "train/advantage_abs": float(adv.values.abs().mean()),
         "train/frac_zero_std": adv.frac_zero_std,
-        "train/loss": losses[-1],
-        "train/kl": kls[-1],
-        "train/clip_fraction": clips[-1],
-        "train/grad_norm": float(grad_norm),
+        # how the loss was normalised: over the global batch (all processes)
+        "train/global_completions": float(len(global_rewards)),
+        "train/global_completion_tokens": global_tokens,
+        "train/loss": loss_value,
+        "train/kl": kl_value,
+        "train/clip_fraction": clip_value,
+        "train/grad_norm": grad_norm,
         "train/completion_tokens": float(rollout.completion_mask.sum(1).float().mean()),
         "train/lr": m.scheduler.get_last_lr()[0],
         "train/judge_failures": float(breakdown.judge_failures),
@@ -151,6 +168,8 @@ def grpo_step(m: StepModules, rows: list[GritRow]) -> dict[str, float]:
         "time/update_s": t3 - t2,
         "time/step_s": t3 - t0,
     }
+    if alg.scale_rewards == "batch":
+        metrics["train/reward_batch_std_global"] = float(global_rewards.std(unbiased=True))
     for term, values in breakdown.per_term.items():
         metrics[f"train/reward/{term}"] = sum(values) / len(values)
     for dataset, means in breakdown.per_dataset.items():

@@ -16,6 +16,8 @@ import json
 import logging
 import math
 import os
+import secrets
+import string
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +41,7 @@ def wandb_run_id(run_dir: Path) -> str:
     path = run_dir / WANDB_ID_FILE
     if path.is_file() and path.read_text().strip():
         return path.read_text().strip()
-    import wandb
-
-    run_id = wandb.util.generate_id()
+    run_id = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))  # W&B's id alphabet
     path.write_text(run_id + "\n")
     return run_id
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from transformers import get_scheduler
 
 from grit_exp.data.gold_chain import format_gold_chain
 from grit_exp.data.prompts import build_user_text
@@ -78,8 +79,7 @@ def run_sft(adapter: ModelAdapter, model: torch.nn.Module, rows: list[GritRow], 
 
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    warmup = max(1, steps // 10)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup))
+    scheduler = get_scheduler("constant_with_warmup", optimizer, num_warmup_steps=max(1, steps // 10))
     sampler = PromptSampler(len(rows), seed)
     model.train()
     losses = []
@@ -116,9 +116,7 @@ def cached_warm_start(cfg: Any, adapter: ModelAdapter, rows: list[GritRow], cach
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=out.parent))
     try:
-        model.save_pretrained(tmp)
-        adapter.processor.save_pretrained(tmp)
-        adapter.tokenizer.save_pretrained(tmp)
+        adapter.save_model_dir(model, tmp)
         (tmp / "warm_start.json").write_text(json.dumps({"losses": losses}))
         os.replace(tmp, out)
     except BaseException:

@@ -1,0 +1,285 @@
+"""The training engine: accelerate between the written-out training loop and the hardware.
+
+One `TrainingEngine` per run owns device placement (one process per GPU, from `LOCAL_RANK`), the
+process group, data parallelism (accelerate DDP) or DeepSpeed ZeRO-2/3 (`cluster.engine`,
+`cluster.deepspeed_config`), mixed precision over fp32 master weights, gradient accumulation over
+micro-batches, clipping, and saving / loading the sharded engine state. The loop in
+`training/run.py` and `training/grpo.py` only calls it; nothing else touches torch.distributed
+for training.
+
+What is written here because accelerate does not do it for this loop:
+- the DeepSpeed JSON's "auto" fields are filled from `trainer.*` (accelerate can only infer them
+  from a dataloader, and the GRPO loop has none);
+- accelerate's DeepSpeed path starts no process group on a machine without CUDA; the backend is
+  passed explicitly (gloo on CPU) and a single process gets a one-process group;
+- the frozen reference model under DeepSpeed: ZeRO-3 shards it like the policy, other stages keep a
+  full copy per process (stage 0);
+- generation under ZeRO-3 gathers the parameters once per rollout and lifts ZeRO's per-module
+  fetch hooks while it generates (otherwise every decoded token would re-gather every layer).
+Left out: FSDP (not needed for the paper's 3B/7B settings), the learning-rate schedule (a
+`transformers.get_scheduler` on the raw optimizer, stepped by the loop once per optimizer step).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import logging
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from grit_exp.config import ConfigError
+from grit_exp.hydra_app import CONF_DIR
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = CONF_DIR.parent
+
+
+def resolve_mixed_precision(setting: str, cuda: bool) -> str:
+    """accelerate's `mixed_precision` for `trainer.mixed_precision`: "auto" is bf16 on CUDA, fp32 on CPU."""
+    if setting == "auto":
+        return "bf16" if cuda else "no"
+    return setting
+
+
+def deepspeed_config(path: str, *, micro_batch_size: int, accumulation_steps: int, world_size: int,
+                     max_grad_norm: float, mixed_precision: str) -> dict[str, Any]:
+    """The JSON at `path` (relative paths against the repository root) with its "auto" fields filled."""
+    file = Path(path)
+    if not file.is_absolute():
+        file = REPO_ROOT / file
+    if not file.is_file():
+        raise ConfigError(f"cluster.deepspeed_config={path!r}: no such file ({file}); see launchers/deepspeed/")
+    try:
+        config = json.loads(file.read_text())
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{file}:{err.lineno}: not valid JSON ({err.msg})") from err
+    config["train_micro_batch_size_per_gpu"] = micro_batch_size
+    config["gradient_accumulation_steps"] = accumulation_steps
+    config["train_batch_size"] = micro_batch_size * accumulation_steps * world_size
+    config["gradient_clipping"] = max_grad_norm
+    config["bf16"] = {"enabled": mixed_precision == "bf16"}
+    config["fp16"] = {"enabled": False}
+    return config
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _single_process_env() -> None:
+    """DeepSpeed always needs a process group: give a lone process the env torchrun would set."""
+    if "WORLD_SIZE" in os.environ:
+        return
+    os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", LOCAL_WORLD_SIZE="1")
+    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+    os.environ.setdefault("MASTER_PORT", str(_free_port()))
+
+
+def apply_cluster_env() -> None:
+    """Processes started by SLURM (srun / submitit tasks) get torchrun's variables from SLURM's."""
+    try:
+        from grit_exp.cluster.slurm_env import apply_slurm_env
+    except ImportError:
+        return
+    apply_slurm_env()
+
+
+class TrainingEngine:
+    """accelerate, configured from `cluster` and `trainer` (see the module docstring)."""
+
+    def __init__(self, cluster: Any, trainer: Any, *, accumulation_steps: int, micro_batch_size: int):
+        from accelerate import Accelerator
+        from accelerate.utils import InitProcessGroupKwargs
+
+        apply_cluster_env()
+        cuda = torch.cuda.is_available()
+        self.kind = str(cluster.engine)
+        self.mixed_precision = resolve_mixed_precision(str(trainer.mixed_precision), cuda)
+        backend = cluster.backend if cluster.backend != "auto" else ("nccl" if cuda else "gloo")
+        kwargs: dict[str, Any] = {"mixed_precision": self.mixed_precision,
+                                  "gradient_accumulation_steps": accumulation_steps}
+        if self.kind == "deepspeed":
+            from accelerate.utils import DeepSpeedPlugin
+
+            _single_process_env()
+            ds = deepspeed_config(cluster.deepspeed_config, micro_batch_size=micro_batch_size,
+                                  accumulation_steps=accumulation_steps, world_size=int(os.environ["WORLD_SIZE"]),
+                                  max_grad_norm=float(trainer.max_grad_norm), mixed_precision=self.mixed_precision)
+            self.zero_stage = int(ds.get("zero_optimization", {}).get("stage", 0))
+            kwargs["deepspeed_plugin"] = DeepSpeedPlugin(hf_ds_config=ds)
+            kwargs["kwargs_handlers"] = [InitProcessGroupKwargs(backend=backend)]
+        else:
+            self.zero_stage = None
+            kwargs["cpu"] = not cuda
+            if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+                kwargs["kwargs_handlers"] = [InitProcessGroupKwargs(backend=backend)]
+        self.accelerator = Accelerator(**kwargs)
+        self.accumulation_steps = accumulation_steps
+        log.info("engine: %s%s, %d process(es), device %s, mixed precision %s", self.kind,
+                 f" ZeRO-{self.zero_stage}" if self.zero_stage is not None else "", self.world_size, self.device,
+                 self.mixed_precision)
+
+    # ------------------------------------------------------------------ topology
+    @property
+    def device(self) -> torch.device:
+        return self.accelerator.device
+
+    @property
+    def rank(self) -> int:
+        return self.accelerator.process_index
+
+    @property
+    def world_size(self) -> int:
+        return self.accelerator.num_processes
+
+    @property
+    def is_main(self) -> bool:
+        return self.accelerator.is_main_process
+
+    def describe(self) -> dict[str, Any]:
+        """For run_info.json and metrics: what ran where."""
+        return {"engine": self.kind, "zero_stage": self.zero_stage, "num_processes": self.world_size,
+                "mixed_precision": self.mixed_precision, "device": str(self.device)}
+
+    # ------------------------------------------------------------------ models
+    def prepare(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[Any, Any]:
+        """Wrap the trainable policy and its optimizer (DDP, or a DeepSpeed engine with fp32 masters)."""
+        return self.accelerator.prepare(model, optimizer)
+
+    def prepare_frozen(self, model: torch.nn.Module) -> torch.nn.Module:
+        """The frozen reference: sharded under ZeRO-3, a full copy per process otherwise."""
+        model.requires_grad_(False).eval()
+        if self.kind != "deepspeed":
+            return model.to(self.device)
+        import deepspeed
+
+        config = copy.deepcopy(self.accelerator.state.deepspeed_plugin.deepspeed_config)
+        config.pop("optimizer", None)
+        config.pop("scheduler", None)
+        if self.zero_stage != 3:
+            config["zero_optimization"] = {"stage": 0}
+        engine, *_ = deepspeed.initialize(model=model, config=config)
+        engine.eval()
+        return engine
+
+    def unwrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        return self.accelerator.unwrap_model(model)
+
+    @contextlib.contextmanager
+    def generation_model(self, model: torch.nn.Module) -> Iterator[torch.nn.Module]:
+        """The bare model to call `generate` on; under ZeRO-3 its parameters are gathered once."""
+        unwrapped = self.unwrap(model)
+        if self.zero_stage != 3:
+            yield unwrapped
+            return
+        import deepspeed
+
+        with deepspeed.zero.GatheredParameters(list(model.parameters())):
+            offload = _zero3_parameter_offload(model)
+            _lift_zero3_hooks(offload)
+            try:
+                yield unwrapped
+            finally:
+                _restore_zero3_hooks(offload)
+
+    # ------------------------------------------------------------------ steps
+    def autocast(self) -> contextlib.AbstractContextManager:
+        return self.accelerator.autocast()
+
+    def accumulate(self, model: torch.nn.Module) -> contextlib.AbstractContextManager:
+        return self.accelerator.accumulate(model)
+
+    @property
+    def sync_gradients(self) -> bool:
+        return self.accelerator.sync_gradients
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """Backward of a micro-batch loss that is already weighted to its share of the step's loss
+        (accelerate / DeepSpeed divide by the accumulation steps; that is undone here)."""
+        self.accelerator.backward(loss * self.accumulation_steps)
+
+    def clip_grad_norm(self, model: torch.nn.Module, max_norm: float) -> float:
+        """Clip (DDP) or read DeepSpeed's clipped global norm; call on the step's last micro-batch."""
+        params = [p for p in model.parameters() if p.requires_grad]
+        norm = self.accelerator.clip_grad_norm_(params, max_norm)
+        return float(norm) if norm is not None else float("nan")
+
+    # ------------------------------------------------------------------ collectives
+    def gather(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Concatenation over processes in rank order (the tensor itself with one process)."""
+        return self.accelerator.gather(tensor.to(self.device)).cpu()
+
+    def sum(self, value: float | int) -> float:
+        return float(self.accelerator.reduce(torch.tensor(float(value), device=self.device), reduction="sum"))
+
+    def broadcast_object(self, obj: Any) -> Any:
+        from accelerate.utils import broadcast_object_list
+
+        if self.world_size == 1:
+            return obj
+        return broadcast_object_list([obj], from_process=0)[0]
+
+    def barrier(self) -> None:
+        self.accelerator.wait_for_everyone()
+
+    # ------------------------------------------------------------------ state
+    def save_state(self, directory: Path) -> None:
+        """Every process writes its part (DeepSpeed shards, its RNG) into the same directory."""
+        self.accelerator.save_state(str(directory))
+
+    def load_state(self, directory: Path) -> None:
+        """Each process reads its own RNG file and its own optimizer shard (DeepSpeed), onto its own device."""
+        self.accelerator.load_state(str(directory))
+
+    def full_state_dict(self, model: torch.nn.Module) -> dict[str, torch.Tensor]:
+        """Consolidated weights on the main process (a collective under ZeRO-3: call on every process)."""
+        return self.accelerator.get_state_dict(model)
+
+    def shutdown(self) -> None:
+        self.accelerator.end_training()
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def _zero3_parameter_offload(engine: Any) -> Any:
+    optimizer = getattr(engine, "optimizer", None)
+    return getattr(optimizer, "parameter_offload", optimizer)
+
+
+def _lift_zero3_hooks(offload: Any) -> None:
+    """Remove ZeRO-3's hooks (the start-of-forward step reset and the per-module fetch/release hooks)
+    while the gathered parameters generate: they are collectives, and processes generate different
+    numbers of batches and tokens."""
+    if offload is None or not hasattr(offload, "forward_hooks"):
+        return
+    for param in offload.module.parameters(recurse=True):
+        param.ds_active_sub_modules.clear()
+    for hook in [*offload.forward_hooks, *offload.backward_hooks]:
+        hook.remove()
+    offload.forward_hooks, offload.backward_hooks = [], []
+    start = getattr(offload, "fwd_pre_hook", None)
+    if start is not None:
+        offload._lifted_start_hook = offload.module._forward_pre_hooks.pop(start.id, None)
+
+
+def _restore_zero3_hooks(offload: Any) -> None:
+    if offload is None or not hasattr(offload, "forward_hooks"):
+        return
+    start, lifted = getattr(offload, "fwd_pre_hook", None), getattr(offload, "_lifted_start_hook", None)
+    if start is not None and lifted is not None:
+        offload.module._forward_pre_hooks[start.id] = lifted  # first again: it runs before the fetch hooks
+        offload._lifted_start_hook = None
+    coordinator = getattr(offload, "param_coordinator", None)
+    if coordinator is not None and not coordinator.is_invalid_trace():
+        coordinator._invalidate_trace()
+    offload._register_deepspeed_module(offload.module)
