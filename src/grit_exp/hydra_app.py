@@ -10,7 +10,9 @@ import os
 from pathlib import Path
 
 from grit_exp.config import register_configs
+from grit_exp.sweep import silence_launcher_schema_warning
 
 CONF_DIR = Path(os.environ.get("GRIT_EXP_CONF", Path(__file__).resolve().parents[2] / "conf"))
 
 register_configs()
+silence_launcher_schema_warning()  # the one deprecation warning of conf/hydra/launcher/submitit_slurm.yaml

@@ -8,7 +8,9 @@ Collects every metrics.json under DIRS (evaluate runs, training runs' eval/step_
 folders) with the config saved next to it, prints the Table 1 layout as Markdown (ours, the paper's
 number and Δ per row, the judge of each row, footnotes on conventions) and a table of every dataset.
 With --out it also writes table1.{md,csv,tex} (per --format), all_datasets.md and curve PNGs drawn
-from each run's metrics.jsonl. A plain argparse CLI, not Hydra: it reads runs, it configures none.
+from each run's metrics.jsonl. A multirun folder with a sweep_summary.json (grit_exp.sweep) also gets
+its sweep table, and the paper's Table 3 ablation next to it for that sweep (sweeps.md with --out).
+A plain argparse CLI, not Hydra: it reads runs, it configures none.
 Left out: computing metrics (grit_exp.evaluate does that; the report never re-scores).
 """
 
@@ -21,8 +23,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from grit_exp.errors import EXIT_USER_ERROR, GritError, one_line
-from grit_exp.reporting.collect import ReportError, collect_results, find_result_dirs
+from grit_exp.reporting.collect import ReportError, collect_results, find_result_dirs, find_sweep_dirs
 from grit_exp.reporting.curves import plot_all
+from grit_exp.reporting.sweeps import render_sweeps
 from grit_exp.reporting.table1 import (
     GIOU_FIELDS,
     build_table1,
@@ -74,14 +77,21 @@ def write_report(
     dirs: Sequence[Path], out: Path | None, formats: Sequence[str] = FORMATS, paper: bool = True, giou: str = "paper",
     all_steps: bool = False, skip_incomplete: bool = False, overlay_key: str = "train/reward",
 ) -> dict[str, str]:
-    """Collect, lay out, and (with `out`) write; returns {"md": text, "csv": text, "tex": text, "all": text}."""
-    results = collect_results(dirs, all_steps=all_steps, skip_incomplete=skip_incomplete)
+    """Collect, lay out, and (with `out`) write; returns {"md", "csv", "tex", "all", "sweeps": text}."""
+    sweeps = find_sweep_dirs(dirs)
+    try:
+        results = collect_results(dirs, all_steps=all_steps, skip_incomplete=skip_incomplete)
+    except ReportError:
+        if not sweeps:
+            raise
+        results = []  # a sweep whose jobs all failed: its summary is the report
     rows = build_table1(results, giou=giou)
     texts = {
         "md": render_markdown(rows, paper=paper, giou=giou),
         "csv": render_csv(rows, paper=paper),
         "tex": render_latex(rows, paper=paper, giou=giou),
         "all": render_all_datasets_markdown(results),
+        "sweeps": render_sweeps(sweeps, paper=paper),
     }
     if out is not None:
         check_report_dir(out)
@@ -90,6 +100,8 @@ def write_report(
         for fmt in formats:
             (out / f"table1.{fmt}").write_text(texts[fmt])
         (out / "all_datasets.md").write_text(texts["all"])
+        if sweeps:
+            (out / "sweeps.md").write_text(texts["sweeps"])
         _, curve_dirs = find_result_dirs(list(dirs))
         written = plot_all(curve_dirs, out, overlay_key)
         log.info("wrote %s and %d curve figure(s) to %s", ", ".join(f"table1.{f}" for f in formats), len(written), out)
@@ -112,6 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("%s", one_line(str(err)))
         return EXIT_USER_ERROR
     sys.stdout.write("## Table 1 layout\n\n" + texts["md"] + "\n## All datasets\n\n" + texts["all"])
+    if texts["sweeps"]:
+        sys.stdout.write("\n## Sweeps\n\n" + texts["sweeps"])
     if args.out is None:
         log.info("pass --out DIR to write table1.{md,csv,tex}, all_datasets.md and the curves")
     return 0

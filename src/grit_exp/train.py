@@ -14,6 +14,7 @@ import os
 import hydra
 from omegaconf import DictConfig
 
+from grit_exp.cluster.slurm_env import apply_slurm_env
 from grit_exp.config import validate
 from grit_exp.errors import reported_user_errors
 from grit_exp.hydra_app import CONF_DIR
@@ -29,6 +30,7 @@ def validate_train(cfg: DictConfig) -> None:
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def main(cfg: DictConfig) -> None:
     install_log_redaction()
+    apply_slurm_env()  # a task of a multi-task SLURM job: RANK, WORLD_SIZE, MASTER_ADDR... from SLURM_*
     with reported_user_errors("train"):
         validate_train(cfg)
         from grit_exp.training.run import run_training

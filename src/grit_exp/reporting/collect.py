@@ -5,7 +5,8 @@ A result is one `metrics.json` (written by `grit_exp.evaluate` at `<run>/`, or b
 the model, prompt, checkpoint and experiment. A training run with no `metrics.json` but `eval/...`
 records in its `metrics.jsonl` (the in-training quick evaluation) yields a "quick_eval" result from
 its last evaluated step, marked as such. Directories are searched recursively, so a multirun
-folder (numbered subdirectories) works like a list of runs.
+folder (numbered subdirectories) works like a list of runs; `find_sweep_dirs` finds the multirun
+folders that hold a sweep summary (the report prints them too).
 
 The Table 1 row of a result is `table1.model` / `table1.method` from the config when set (the
 table1_* experiment files set them), else `model.name` and the method the weights stand for
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.json"
 CURVES_FILE = "metrics.jsonl"
+SWEEP_SUMMARY_FILE = "sweep_summary.json"  # written at the end of a multirun (grit_exp.sweep.summary)
 CONFIG_FILE = Path(".hydra") / "config.yaml"
 STEP_DIR = re.compile(r"^step_(\d+)$")
 PRUNED_DIRS = {"checkpoints", "images", "__pycache__"}  # never hold results; can be large
@@ -102,6 +104,15 @@ def find_result_dirs(roots: Sequence[Path]) -> tuple[list[Path], list[Path]]:
             if CURVES_FILE in files:
                 curve_dirs.add(folder)
     return sorted(metric_dirs), sorted(curve_dirs)
+
+
+def find_sweep_dirs(roots: Sequence[Path]) -> list[Path]:
+    """Folders under `roots` (or the roots themselves) holding a sweep_summary.json, sorted."""
+    found: set[Path] = set()
+    for root in map(Path, roots):
+        if root.is_dir():
+            found.update(folder for folder, files in _walk(root) if SWEEP_SUMMARY_FILE in files)
+    return sorted(found)
 
 
 def run_dir_of(source: Path) -> Path:
