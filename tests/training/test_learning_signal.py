@@ -16,6 +16,7 @@ from grit_exp.judge import build_judge
 from grit_exp.models import build_adapter
 from grit_exp.rewards import REWARD_TERMS, TERM_OPTIONS, reward_term
 from grit_exp.rollout.hf import HFRollout
+from grit_exp.training.engine import TrainingEngine
 from grit_exp.training.grpo import StepModules, grpo_step
 from grit_exp.training.run import build_scheduler, run_training
 
@@ -59,8 +60,11 @@ def test_a_reward_for_even_token_ids_raises_their_probability(even_ids_term, gri
     adapter = build_adapter(cfg.model)
     policy = adapter.load_model("cpu")
     optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.trainer.learning_rate)
+    scheduler = build_scheduler(optimizer, cfg.trainer)
+    engine = TrainingEngine(cfg.cluster, cfg.trainer, accumulation_steps=2, micro_batch_size=16)
+    policy, optimizer = engine.prepare(policy, optimizer)
     modules = StepModules(adapter, policy, None, HFRollout(adapter, cfg.rollout), build_judge(cfg.judge), optimizer,
-                          build_scheduler(optimizer, cfg.trainer), cfg)
+                          scheduler, cfg, engine)
     probe = adapter.build_prompt_batch(rows[:4], [build_user_text(r.question, cfg.prompt, adapter.family) for r in rows[:4]])
 
     def p_even() -> float:
@@ -71,8 +75,8 @@ def test_a_reward_for_even_token_ids_raises_their_probability(even_ids_term, gri
         return float(torch.softmax(logits, -1)[:, 0::2].sum(-1).mean())
 
     before = p_even()
-    for step in range(6):
-        metrics = grpo_step(modules, rows[(step * 4) % 16 : (step * 4) % 16 + 4])
+    for step in range(10):
+        metrics = grpo_step(modules, rows[(step * 4) % 16 : (step * 4) % 16 + 4], step + 1, first_prompt_index=0)
         assert all(v == v for v in metrics.values()), metrics  # finite, no NaN
         assert abs(metrics["train/loss"]) < 1e3
     after = p_even()

@@ -29,8 +29,10 @@ def test_lora_saves_adapters_uses_base_as_reference_and_resumes(tmp_path, grit_c
     cfg = compose_cfg("model.lora.enabled=true", "model.lora.r=4", "algorithm.beta=0.01", "trainer.max_steps=1")
     summary = run_training(cfg, run_dir=run)
     assert summary["reference_model_built"] is False, "LoRA: the reference is the base with adapters disabled"
-    saved = sorted(p.name for p in (run / "checkpoints" / "step_1" / "model").iterdir())
-    assert "adapter_model.safetensors" in saved and "model.safetensors" not in saved
+    step = run / "checkpoints" / "step_1"
+    assert (step / "adapter" / "adapter_model.safetensors").exists(), "the PEFT adapters beside the model"
+    assert (step / "model" / "model.safetensors").exists() and (step / "model" / "processor_config.json").exists()
+    assert not (step / "model" / "adapter_config.json").exists(), "model/ holds the merged weights"
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     train_records = [r for r in records if "train/kl" in r]
     assert [r["step"] for r in train_records] == [1] and train_records[0]["train/kl"] is not None
@@ -64,24 +66,18 @@ def test_sft_algorithm_trains_on_gold_chains(tmp_path, grit_cache, tiny_model_pa
     assert losses[-1] < losses[0], "supervised loss falls on the gold chains"
 
 
-def test_forward_precision_is_fp32_on_cpu_and_bf16_autocast_on_cuda():
-    import contextlib
-
-    import torch
-
-    from grit_exp.training.precision import forward_precision
-
-    assert forward_precision(torch.device("cpu"), bf16=True) is contextlib.nullcontext
-    assert forward_precision(torch.device("cuda", 0), bf16=False) is contextlib.nullcontext
-    ctx = forward_precision(torch.device("cuda", 0), bf16=True)()
-    assert isinstance(ctx, torch.autocast) and ctx.fast_dtype == torch.bfloat16
-
-
 @pytest.mark.gpu
 @pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs CUDA")
-def test_bf16_training_step_on_gpu(tmp_path, grit_cache, tiny_model_paths):
-    summary = run_training(compose_cfg("trainer.max_steps=1", "trainer.bf16=true"), run_dir=tmp_path / "gpu")
+@pytest.mark.parametrize("cluster", ["local", "node8"])
+def test_bf16_training_on_one_gpu(tmp_path, grit_cache, tiny_model_paths, cluster):
+    """One GPU, bf16 compute over fp32 masters: plain, and DeepSpeed ZeRO-2 (a one-process group)."""
+    run = tmp_path / cluster
+    summary = run_training(compose_cfg("trainer.max_steps=2", "trainer.mixed_precision=bf16", f"cluster={cluster}",
+                                       "trainer.save_every=2"), run_dir=run)
     assert summary["run_dir"]
+    engine = json.loads((run / "engine.json").read_text())
+    assert engine["device"].startswith("cuda") and engine["mixed_precision"] == "bf16"
+    assert (run / "checkpoints" / "step_2" / "model" / "config.json").exists()
 
 
 def test_a_run_reruns_from_its_saved_config(tmp_path, grit_cache, tiny_model_paths):

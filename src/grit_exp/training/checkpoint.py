@@ -50,8 +50,13 @@ def save_checkpoint(engine: Any, adapter: Any, policy: torch.nn.Module, checkpoi
             _write_model(adapter, engine.unwrap(policy), state_dict, tmp)
             torch.save({**trainer_state, "step": step, "world_size": engine.world_size}, tmp / "state" / TRAINER_STATE)
             (tmp / DONE_FILE).write_text(json.dumps({"step": step, "complete": True, **engine.describe()}))
-            if final.exists():  # a complete checkpoint of the same step from an earlier attempt
-                shutil.rmtree(final)
+            if final.exists():
+                if not (final / DONE_FILE).exists():
+                    from grit_exp.errors import GritError
+
+                    raise GritError(f"{final} exists but is not a checkpoint this toolkit completed; "
+                                    "move it away, it was left untouched")
+                shutil.rmtree(final)  # a complete checkpoint of the same step from an earlier attempt
             os.replace(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)

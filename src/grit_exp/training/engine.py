@@ -123,6 +123,7 @@ class TrainingEngine:
             kwargs["cpu"] = not cuda
             if int(os.environ.get("WORLD_SIZE", "1")) > 1:
                 kwargs["kwargs_handlers"] = [InitProcessGroupKwargs(backend=backend)]
+        _reset_accelerate_state()  # a previous run in this process (multirun, notebook, tests) set its own
         self.accelerator = Accelerator(**kwargs)
         self.accumulation_steps = accumulation_steps
         log.info("engine: %s%s, %d process(es), device %s, mixed precision %s", self.kind,
@@ -249,6 +250,16 @@ class TrainingEngine:
         self.accelerator.end_training()
         if torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
+        _reset_accelerate_state()
+
+
+def _reset_accelerate_state() -> None:
+    """accelerate keeps its state in process-wide singletons; one process may run several jobs in turn
+    (Hydra's local multirun, a notebook), each with its own precision and accumulation."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
 
 
 def _zero3_parameter_offload(engine: Any) -> Any:

@@ -1,0 +1,129 @@
+"""The training engine's configuration and precision, in-process on CPU (the multi-process runs are in
+test_engines_equivalent.py): cluster configs compose and their DeepSpeed files pass DeepSpeed's own
+parser; trainable weights are fp32 masters, so bf16 compute at the paper's learning rate still
+changes (nearly) every weight; the schedule is transformers'."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from safetensors.torch import load_file
+
+from grit_exp.config import ConfigError, validate
+from grit_exp.hydra_app import CONF_DIR
+from grit_exp.training.engine import REPO_ROOT, deepspeed_config, resolve_mixed_precision
+from grit_exp.training.run import build_scheduler, run_training
+
+SMALL = ["dataset.synthetic.num_train=8", "dataset.synthetic.num_val=2", "trainer.prompts_per_step=2",
+         "trainer.micro_batch_size=2", "trainer.warm_start_sft_steps=0", "trainer.eval_on_start=false",
+         "rollout.max_new_tokens=6", "trainer.eval_every=100"]
+
+
+def compose_train(*overrides: str):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="train", overrides=list(overrides))
+
+
+@pytest.mark.parametrize("cluster,engine,stage", [("local", "ddp", None), ("ddp", "ddp", None),
+                                                  ("node8", "deepspeed", 2), ("node8_zero3", "deepspeed", 3)])
+def test_cluster_configs_compose_and_their_deepspeed_files_parse(cluster, engine, stage):
+    cfg = compose_train(f"cluster={cluster}")
+    validate(cfg)
+    assert cfg.cluster.engine == engine
+    assert set(cfg.cluster.keys()) == {"name", "engine", "deepspeed_config", "backend", "slurm"}, "no key nothing reads"
+    if stage is None:
+        assert cfg.cluster.deepspeed_config is None
+        return
+    from deepspeed.runtime.config import DeepSpeedConfig
+
+    filled = deepspeed_config(cfg.cluster.deepspeed_config, micro_batch_size=4, accumulation_steps=2, world_size=1,
+                              max_grad_norm=1.0, mixed_precision="bf16")
+    parsed = DeepSpeedConfig(filled)  # DeepSpeed's own parser and batch-size checks
+    assert parsed.zero_optimization_stage == stage
+    assert parsed.bfloat16_config.enabled and parsed.train_batch_size == 8 and parsed.gradient_clipping == 1.0
+    raw = json.loads((REPO_ROOT / cfg.cluster.deepspeed_config).read_text())
+    assert raw["train_micro_batch_size_per_gpu"] == "auto", "batch sizes come from trainer.*, not the JSON"
+
+
+def test_paper_experiments_use_zero2_bf16():
+    for name in ("grit_qwen2_5_vl_3b", "grit_internvl3_2b"):
+        cfg = compose_train(f"experiment={name}")
+        assert cfg.cluster.name == "node8" and cfg.trainer.mixed_precision == "bf16"
+        assert cfg.algorithm.logprob_temperature == "one", "the released code scores raw logits"
+
+
+def test_bad_engine_settings_name_the_key(tmp_path):
+    with pytest.raises(ConfigError, match="cluster.deepspeed_config"):
+        validate(compose_train("cluster.engine=deepspeed"))
+    with pytest.raises(ConfigError, match="cluster.engine"):
+        validate(compose_train("cluster.engine=fsdp"))
+    with pytest.raises(ConfigError, match="no such file"):
+        deepspeed_config(str(tmp_path / "missing.json"), micro_batch_size=1, accumulation_steps=1, world_size=1,
+                         max_grad_norm=1.0, mixed_precision="no")
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"zero_optimization": {"stage": 2,}}')
+    with pytest.raises(ConfigError, match=r"broken.json:1"):
+        deepspeed_config(str(broken), micro_batch_size=1, accumulation_steps=1, world_size=1, max_grad_norm=1.0,
+                         mixed_precision="no")
+
+
+def test_mixed_precision_auto_is_bf16_only_on_cuda():
+    assert resolve_mixed_precision("auto", cuda=True) == "bf16"
+    assert resolve_mixed_precision("auto", cuda=False) == "no"
+    assert resolve_mixed_precision("bf16", cuda=False) == "bf16"
+
+
+def test_cosine_schedule_is_transformers_and_counts_optimizer_steps():
+    cfg = compose_train("trainer.lr_scheduler=cosine", "trainer.max_steps=10", "trainer.warmup_steps=0",
+                        "trainer.learning_rate=1.0")
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    scheduler = build_scheduler(optimizer, cfg.trainer)
+    lrs = []
+    for _ in range(10):
+        lrs.append(scheduler.get_last_lr()[0])
+        optimizer.step()
+        scheduler.step()
+    assert lrs[0] == 1.0 and abs(lrs[5] - 0.5) < 1e-9 and lrs == sorted(lrs, reverse=True)
+
+
+UP_PROJ = "model.language_model.layers.0.mlp.up_proj.weight"
+
+
+def test_bf16_compute_keeps_fp32_masters_so_small_updates_are_not_lost(tmp_path, grit_cache, tiny_model_paths):
+    """model.dtype=bfloat16 + bf16 compute + the paper's lr 2e-6: 3 steps change (nearly) every trainable
+    weight. With bf16 weights updated in place (the old trainer) most of these updates round away."""
+    run = tmp_path / "bf16"
+    cfg = compose_train(*SMALL, "algorithm=sft", "trainer.max_steps=3", "trainer.save_every=3",
+                        "trainer.learning_rate=2e-6", "trainer.lr_scheduler=constant", "model.dtype=bfloat16",
+                        "trainer.mixed_precision=bf16")
+    run_training(cfg, run_dir=run)
+    assert json.loads((run / "engine.json").read_text())["mixed_precision"] == "bf16"
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    start = Qwen2_5_VLForConditionalGeneration.from_pretrained(tiny_model_paths["tiny_qwen2_5_vl"]).state_dict()
+    masters = load_file(run / "checkpoints" / "step_3" / "state" / "model.safetensors")
+    assert masters.keys() <= start.keys() and len(masters) > 50
+    assert all(v.dtype == torch.float32 for v in masters.values()), "trainable weights are stored in fp32"
+    changed = total = 0
+    for name, value in masters.items():
+        changed += int((value != start[name].float()).sum())
+        total += value.numel()
+    assert changed / total > 0.99, f"only {changed / total:.1%} of the weights changed"
+    # what the old trainer did: the same AdamW update applied to bf16 weights
+    weights = {k: v.to(torch.bfloat16) for k, v in start.items()}
+    param = torch.nn.Parameter(weights[UP_PROJ].clone())
+    opt = torch.optim.AdamW([param], lr=2e-6, weight_decay=0.0)
+    for _ in range(3):
+        param.grad = torch.randn_like(param)
+        opt.step()
+    assert (param.detach() != weights[UP_PROJ]).float().mean() < 0.2
+
+
+def test_logprob_temperature_option(tmp_path):
+    from grit_exp.training.grpo import logprob_temperature
+
+    assert logprob_temperature(compose_train("rollout.temperature=0.9")) == 0.9
+    assert logprob_temperature(compose_train("rollout.temperature=0.9", "algorithm.logprob_temperature=one")) == 1.0
