@@ -11,7 +11,7 @@ export WANDB_MODE ?= disabled
 export TOKENIZERS_PARALLELISM := false
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install install-browser test test-slow test-all train bench lint clean
+.PHONY: install install-browser test test-slow test-all train bench lint clean slurm-up slurm-down
 
 install: $(STAMP)
 
@@ -41,6 +41,15 @@ train: install
 
 bench: install
 	$(PY) benchmarks/bench_judge.py
+
+# A real single-node SLURM on localhost (installs Debian's slurm + munge if missing; root). State in
+# $$GRIT_SLURM_DIR (default /tmp/grit-slurm). The last line is `export SLURM_CONF=...`:
+#   eval "$$(make -s slurm-up | tail -n 1)"
+slurm-up:
+	@bash launchers/slurm/slurm-up.sh
+
+slurm-down:
+	@bash launchers/slurm/slurm-down.sh
 
 lint: install
 	$(PY) -m ruff check src tests benchmarks

@@ -21,10 +21,12 @@ stop() { # stop PIDFILE PROGRAM
     for _ in $(seq 50); do [[ -e "/proc/$pid" ]] || break; sleep 0.1; done
     if [[ -e "/proc/$pid" ]]; then say "$2 ($pid) did not stop on TERM; sending KILL"; kill -9 "$pid" || true; fi
     say "stopped $2 ($pid)"
+    stopped=$((stopped + 1))
   fi
   rm -f "$1"
 }
 
+stopped=0
 if [[ -d "$DIR/run" ]]; then
   if pid_of "$DIR/run/slurmctld.pid" slurmctld >/dev/null && [[ -f "$DIR/etc/slurm.conf" ]]; then
     SLURM_CONF="$DIR/etc/slurm.conf" scancel --partition=debug 2>/dev/null || true  # this cluster's jobs only
@@ -36,6 +38,7 @@ if [[ -d "$DIR/run" ]]; then
   stop "$DIR/run/slurmctld.pid" slurmctld
   stop "$DIR/run/munged.pid" munged
   rm -f "$DIR/munge/munged.pid"
+  (( stopped )) || say "nothing was running (no live PID files in $DIR/run)"
 else
   say "nothing to stop ($DIR/run does not exist)"
 fi
