@@ -10,6 +10,8 @@ export TRANSFORMERS_OFFLINE := 1
 export WANDB_MODE ?= disabled
 export TOKENIZERS_PARALLELISM := false
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# DeepSpeed (a dev dependency) installs from its sdist without prebuilding CUDA ops; CPU ops JIT-build on first use.
+export DS_BUILD_OPS := 0
 
 .PHONY: install install-browser test test-slow test-all train bench lint clean slurm-up slurm-down
 
@@ -43,8 +45,8 @@ bench: install
 	$(PY) benchmarks/bench_judge.py
 
 # A real single-node SLURM on localhost (installs Debian's slurm + munge if missing; root). State in
-# $$GRIT_SLURM_DIR (default /tmp/grit-slurm). The last line is `export SLURM_CONF=...`:
-#   eval "$$(make -s slurm-up | tail -n 1)"
+# $GRIT_SLURM_DIR (default /tmp/grit-slurm). The last line is `export SLURM_CONF=...`:
+#   eval "$(make -s slurm-up | tail -n 1)"
 slurm-up:
 	@bash launchers/slurm/slurm-up.sh
 
