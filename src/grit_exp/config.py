@@ -32,6 +32,8 @@ class LoraConfig:
     alpha: int = 32
     dropout: float = 0.05
     target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    # no adapters in the vision tower (InternVL's vision attention also has q/k/v_proj)
+    exclude_vision: bool = True
 
 
 @dataclass

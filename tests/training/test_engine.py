@@ -127,3 +127,18 @@ def test_logprob_temperature_option(tmp_path):
 
     assert logprob_temperature(compose_train("rollout.temperature=0.9")) == 0.9
     assert logprob_temperature(compose_train("rollout.temperature=0.9", "algorithm.logprob_temperature=one")) == 1.0
+
+
+@pytest.mark.parametrize("builder", ["tiny_qwen2_5_vl", "tiny_internvl"])
+def test_lora_leaves_the_vision_tower_alone_by_default(builder, tiny_model_paths):
+    from grit_exp.models import build_adapter
+    from grit_exp.training.run import apply_lora
+
+    family = "qwen2_5_vl" if "qwen" in builder else "internvl"
+    for exclude, expect_vision in ((True, False), (False, builder == "tiny_internvl")):
+        cfg = compose_train(f"model={builder}", "model.lora.enabled=true", f"model.lora.exclude_vision={exclude}")
+        assert cfg.model.family == family
+        model = apply_lora(build_adapter(cfg.model).load_model("cpu"), cfg.model.lora)
+        adapted = [n for n, _ in model.named_parameters() if "lora_A" in n]
+        assert adapted and any("language_model" in n for n in adapted)
+        assert any(("visual" in n or "vision_tower" in n) for n in adapted) == expect_vision, adapted[:5]

@@ -143,9 +143,9 @@ def test_zero2_killed_and_resumed_ends_like_an_uninterrupted_run(zero2, tmp_path
 
 
 @pytest.mark.slow
-def test_lora_trains_alike_under_ddp_and_zero2(tmp_path, grit_cache, tiny_model_paths):
+def test_lora_with_gradient_checkpointing_trains_alike_under_ddp_and_zero2(tmp_path, grit_cache, tiny_model_paths):
     lora = ["model.lora.enabled=true", "model.lora.r=4", "model.lora.dropout=0.0", "trainer.max_steps=2",
-            "trainer.save_every=2"]
+            "trainer.save_every=2", "model.gradient_checkpointing=true"]
     ddp = train(2, "ddp", tmp_path / "ddp", grit_cache, *lora)
     zero2 = train(2, "node8", tmp_path / "zero2", grit_cache, *lora)
     la, lb = losses(ddp), losses(zero2)
@@ -154,3 +154,19 @@ def test_lora_trains_alike_under_ddp_and_zero2(tmp_path, grit_cache, tiny_model_
         assert (run / "checkpoints" / "step_2" / "adapter" / "adapter_model.safetensors").exists()
     wa, wb = final_weights(ddp, 2), final_weights(zero2, 2)
     assert max((wa[k] - wb[k]).abs().max().item() for k in wa) <= WEIGHT_TOL
+
+
+@pytest.mark.slow
+def test_frozen_vision_and_gradient_checkpointing_under_zero3(tmp_path, grit_cache, tiny_model_paths):
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    run = train(2, "node8_zero3", tmp_path / "frozen", grit_cache, "algorithm=sft", "trainer.learning_rate=1e-3",
+                "model.freeze_vision=true", "model.gradient_checkpointing=true", "trainer.max_steps=2",
+                "trainer.save_every=2")
+    trained = final_weights(run, 2)
+    start = Qwen2_5_VLForConditionalGeneration.from_pretrained(tiny_model_paths["tiny_qwen2_5_vl"]).state_dict()
+    vision = [k for k in trained if k.startswith("model.visual.") and ".merger." not in k]
+    llm = [k for k in trained if "language_model" in k]
+    assert vision and llm
+    assert all(torch.equal(trained[k], start[k].float()) for k in vision), "frozen: the vision tower is unchanged"
+    assert sum(not torch.equal(trained[k], start[k].float()) for k in llm) > len(llm) // 2, "the LLM trained"

@@ -168,9 +168,8 @@ class ModelAdapter(ABC):
             path or self.path, dtype=dtype, attn_implementation=self.cfg.attn_implementation
         )
         model.to(device)
-        if self.cfg.gradient_checkpointing:
+        if self.cfg.gradient_checkpointing:  # training forwards pass use_cache=False; generation keeps its KV cache
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-            model.config.use_cache = False
         groups = self.parameter_groups(model)
         for name, frozen in (("vision", self.cfg.freeze_vision), ("projector", self.cfg.freeze_projector), ("llm", self.cfg.freeze_llm)):
             if frozen:

@@ -67,11 +67,15 @@ def accumulation_steps(cfg: DictConfig, world_size: int) -> int:
     return max(1, per_process // min(cfg.trainer.micro_batch_size, per_process))
 
 
+VISION_MODULES = r".*\.(visual|vision_tower)\..*"  # Qwen2.5-VL's and InternVL's vision towers
+
+
 def apply_lora(model: torch.nn.Module, lora_cfg: Any) -> torch.nn.Module:
     from peft import LoraConfig, get_peft_model
 
     config = LoraConfig(r=lora_cfg.r, lora_alpha=lora_cfg.alpha, lora_dropout=lora_cfg.dropout,
-                        target_modules=list(lora_cfg.target_modules))
+                        target_modules=list(lora_cfg.target_modules),
+                        exclude_modules=VISION_MODULES if lora_cfg.exclude_vision else None)
     return get_peft_model(model, config)
 
 
