@@ -234,9 +234,12 @@ class ModelAdapter(ABC):
     ) -> torch.Tensor:
         """Per-token log-probs of `completion_ids` under `model`, shape [batch, completion_len].
 
-        Suppressed special tokens are masked out of the softmax exactly as in generation, so these
-        match generation's scores. Positions where `completion_mask` is 0 are filled with 0 (never
-        -inf: a NaN from exp(-inf + inf) would poison the backward pass).
+        Logits are divided by `temperature` (GRPO passes the sampling temperature unless
+        `algorithm.logprob_temperature=one`) and suppressed special tokens are masked out of the
+        softmax as in generation; top-k / top-p truncation is not applied, so these are the log-probs
+        of the tempered full distribution (as TRL computes them), equal to generation's scores only
+        at temperature 1 without truncation. Positions where `completion_mask` is 0 are filled with 0
+        (never -inf: a NaN from exp(-inf + inf) would poison the backward pass).
         """
         t = completion_ids.shape[1]
         # only the logits that predict completion tokens: positions p-1 .. p+t-2 (the lm head over the

@@ -2,8 +2,9 @@
 
 Per token: ratio r = exp(logp - logp_old) clipped to [1 - eps_low, 1 + eps_high]; loss
 -min(r A, clip(r) A) + beta * KL, with the k3 estimator KL = exp(ref - logp) - (ref - logp) - 1.
-With one update per generation (num_iterations = 1) logp_old is logp detached, so r == 1 and the
-gradient is that of the released GRIT code. The variants differ in how token losses are reduced:
+With one update per generation (num_iterations = 1) logp_old is logp detached, so r == 1; with
+`algorithm.logprob_temperature=one` (raw logits) the gradient is then that of the released GRIT code,
+with the default "sampling" the log-probs are those of the policy that sampled (logits / T). The variants differ in how token losses are reduced:
 
 - `seq_mean_token_mean` (GRPO, the released code): mean over each sequence's tokens, then over sequences;
 - `token_mean` (DAPO): mean over all tokens of the batch;
