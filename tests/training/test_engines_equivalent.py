@@ -170,3 +170,21 @@ def test_frozen_vision_and_gradient_checkpointing_under_zero3(tmp_path, grit_cac
     assert vision and llm
     assert all(torch.equal(trained[k], start[k].float()) for k in vision), "frozen: the vision tower is unchanged"
     assert sum(not torch.equal(trained[k], start[k].float()) for k in llm) > len(llm) // 2, "the LLM trained"
+
+
+@pytest.mark.slow
+def test_rank_zero_decides_the_run_directory(tmp_path, grit_cache, tiny_model_paths):
+    """Each process's Hydra resolves `${now:...}` itself (here to the microsecond, so they differ); the
+    run uses rank 0's directory and the other's empty Hydra directory is removed."""
+    runs = tmp_path / "runs"
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+    out = subprocess.run(
+        [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "grit_exp.train", "dataset.synthetic.num_train=8",
+         "dataset.synthetic.num_val=2", "trainer.max_steps=1", "trainer.prompts_per_step=2", "trainer.micro_batch_size=4",
+         "trainer.warm_start_sft_steps=0", "trainer.eval_on_start=false", "rollout.max_new_tokens=4",
+         "cluster=ddp", f"hydra.run.dir={runs}/" + "${now:%H-%M-%S-%f}"],
+        cwd=ROOT, env=environment(grit_cache), capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    made = sorted(p.name for p in runs.iterdir())
+    assert len(made) == 1, made
+    assert (runs / made[0] / "metrics.jsonl").exists() and (runs / made[0] / "checkpoints" / "step_1").exists()
