@@ -79,6 +79,17 @@ def test_interrupted_job_requeues_resumes_and_matches_an_uninterrupted_one(sweep
         job_id = json.loads((sweep / "0" / "sweep_job.json").read_text())["slurm_job_id"]
         signal = subprocess.run(["scancel", "--signal=USR2", job_id], env=env, capture_output=True, text=True)
         assert signal.returncode == 0, signal.stderr
+
+        def state() -> str:
+            out = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], env=env, capture_output=True, text=True)
+            return out.stdout.strip()
+
+        def restarted() -> bool:
+            return len(json.loads((sweep / "0" / "sweep_job.json").read_text())["attempts"]) > 1
+
+        wait_for(lambda: state() == "PENDING" or restarted() or proc.poll() is not None, 120, "the requeue")
+        if state() == "PENDING":  # SLURM holds a requeued job back for ~2 minutes; as its admin, start it now
+            subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], env=env, capture_output=True)
         output, _ = proc.communicate(timeout=400)
     finally:
         proc.kill()
