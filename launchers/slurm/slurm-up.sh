@@ -50,6 +50,8 @@ HOST=$(hostname -s)
 CPUS=$(nproc)
 MEM_MB=$(awk '/^MemTotal:/ {printf "%d", $2 / 1024 * 0.8}' /proc/meminfo)  # leave 20% to the system
 chown munge:munge "$DIR/munge" && chmod 755 "$DIR/munge"
+runuser -u munge -- test -x "$DIR/munge" \
+  || die "user munge cannot reach $DIR/munge (a parent directory is private): choose another GRIT_SLURM_DIR"
 if [[ ! -s "$DIR/munge/munge.key" ]]; then
   dd if=/dev/urandom of="$DIR/munge/munge.key" bs=1024 count=1 status=none
 fi

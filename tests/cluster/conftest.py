@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,7 @@ def _answers(conf: str) -> bool:
 
 
 @pytest.fixture(scope="session")
-def slurm_conf(tmp_path_factory) -> str:
+def slurm_conf() -> str:
     given = os.environ.get("SLURM_CONF")
     if given and shutil.which("scontrol") and _answers(given):
         yield given
@@ -38,7 +39,9 @@ def slurm_conf(tmp_path_factory) -> str:
                     "(it installs Debian's slurm packages) and export the SLURM_CONF it prints")
     if os.geteuid() != 0:
         pytest.skip("no SLURM cluster answers at $SLURM_CONF and starting one needs root (make slurm-up)")
-    state = tmp_path_factory.mktemp("slurm")
+    # not under pytest's tmp dir: it is private to root (mode 700) and munged runs as user munge
+    state = Path(tempfile.mkdtemp(prefix="grit-slurm-test-"))
+    state.chmod(0o755)
     env = {**os.environ, "GRIT_SLURM_DIR": str(state), "GRIT_SLURM_CTLD_PORT": "6917", "GRIT_SLURM_SLURMD_PORT": "6918"}
     up = subprocess.run(["bash", str(ROOT / "launchers/slurm/slurm-up.sh")], env=env, capture_output=True, text=True,
                         timeout=300)
@@ -48,7 +51,8 @@ def slurm_conf(tmp_path_factory) -> str:
     try:
         yield conf
     finally:
-        subprocess.run(["bash", str(ROOT / "launchers/slurm/slurm-down.sh")], env=env, capture_output=True, timeout=120)
+        subprocess.run(["bash", str(ROOT / "launchers/slurm/slurm-down.sh"), "--purge"], env=env, capture_output=True,
+                       timeout=120)
 
 
 @pytest.fixture()
