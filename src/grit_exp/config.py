@@ -249,6 +249,9 @@ class TrainerConfig:
     warm_start_batch_size: int = 32
     eval_batch_size: int = 32
     eval_on_start: bool = True
+    # samples per eval row for eval/<dataset>/reward_sampled (the reward GRPO optimises, at
+    # rollout.temperature; evaluation/sampled_reward.py); 0: greedy evaluation only
+    eval_sampled_k: int = 0
 
 
 @dataclass
@@ -475,6 +478,7 @@ class EvalSettingsConfig:
     batch_size: int = 8  # rows per greedy generate call; batches are dealt round-robin to processes
     num_pictures: int = 16  # samples drawn (model boxes + GT boxes) and shown in report.html
     checkpoint: str | None = None  # weights to evaluate (e.g. <run>/checkpoints/step_N/model); null: model.path
+    sampled_k: int = 0  # also K sampled completions per row at rollout.temperature: reward_sampled; 0: off
 
 
 @dataclass

@@ -18,6 +18,9 @@ For each dataset (the rows' `dataset` field, in order of first appearance):
   mean_boxes              mean number of paper-regex boxes per completion
   mean_completion_tokens  mean completion length in tokens; null when unknown (replay without counts)
   reward, rewards         mean weighted reward, and the mean of each term of the reward preset
+  reward_sampled          only when sampled evaluation is on (`sampled_reward.py`): the mean reward of
+                          reward_sampled_k completions per row sampled at the rollout temperature, over
+                          n_sampled rows
   consistency             only when requested (see consistency.py)
 
 Sums run over samples in their global order, so the numbers are the same bits whatever the number
@@ -34,7 +37,7 @@ from typing import Any
 SCALAR_KEYS = (
     "n", "duplicates_removed", "missing_images", "n_scored", "acc", "n_judged", "judge_failures", "giou",
     "giou_paper", "n_giou", "ovd_map", "ovd_map_paper", "n_ovd", "format", "mean_boxes",
-    "mean_completion_tokens", "reward",
+    "mean_completion_tokens", "reward", "reward_sampled", "reward_sampled_k", "n_sampled",
 )
 
 

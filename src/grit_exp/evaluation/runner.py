@@ -129,9 +129,13 @@ def evaluate_items(
     options: EvalOptions,
     meta: dict[str, Any],
     vision_judge: Any = None,
+    per_dataset_extra: Callable[[list[EvalItem]], dict[str, dict[str, float]]] | None = None,
 ) -> EvalResult:
-    """Deduplicate, shard, complete, score, gather and (rank 0) write; see the module docstring."""
+    """Deduplicate, shard, complete, score, gather and (rank 0) write; see the module docstring.
+    `per_dataset_extra(unique items)` (every process calls it) adds metrics per dataset, e.g. the
+    sampled reward (`sampled_reward.py`)."""
     unique, duplicates = dedup_items(items)
+    extra = per_dataset_extra(unique) if per_dataset_extra is not None else {}
     rank, world = distributed.rank(), distributed.world_size()
     completed: list[Completed] = []
     batches = shard_batches(len(unique), options.batch_size, rank, world)
@@ -152,6 +156,8 @@ def evaluate_items(
     metrics: dict[str, Any] | None = None
     if distributed.is_main():
         metrics = aggregate(merged, duplicates)
+        for name, values in extra.items():
+            metrics.setdefault(name, {}).update(values)
         if options.consistency:
             for name in metrics:
                 if vision_judge is None:
@@ -260,13 +266,25 @@ def evaluate_model(
     extra_meta: dict[str, Any] | None = None,
 ) -> EvalResult:
     """Greedy evaluation of a loaded model on `eval_sets`; writes into `out_dir` (rank 0). All
-    processes must call it with the same rows. Training calls it at `<run>/eval/step_<N>/`."""
+    processes must call it with the same rows. Training calls it at `<run>/eval/step_<N>/`. With
+    `sampled_k` > 0 (eval.sampled_k / trainer.eval_sampled_k) it also measures the mean reward of K
+    sampled completions per row at the rollout's temperature (`reward_sampled`)."""
     options = options or EvalOptions.from_config(cfg)
     meta = base_meta(cfg, judge, "greedy")
     from grit_exp.rollout.hf import HFRollout
 
     meta.update(rollout="hf", max_new_tokens=int(cfg.rollout.max_new_tokens), step=step,
                 generation=HFRollout(adapter, cfg.rollout).settings(greedy=True), **(extra_meta or {}))
+    sampled = None
+    if options.sampled_k > 0:
+        from grit_exp.evaluation.sampled_reward import sampled_reward
+
+        meta["sampled"] = {"k": options.sampled_k, **HFRollout(adapter, cfg.rollout).settings(greedy=False)}
+
+        def sampled(unique: list[EvalItem]) -> dict[str, dict[str, float]]:
+            return sampled_reward(cfg, adapter, model, judge, unique, k=options.sampled_k,
+                                  batch_size=options.batch_size * options.sampled_k)
+
     return evaluate_items(
         items if items is not None else items_from_rows(eval_sets),
         Path(out_dir),
@@ -276,6 +294,7 @@ def evaluate_model(
         options=options,
         meta=meta,
         vision_judge=_vision_judge(cfg, options),
+        per_dataset_extra=sampled,
     )
 
 
