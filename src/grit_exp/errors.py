@@ -63,9 +63,20 @@ def reported_user_errors(entry: str) -> Iterator[None]:
         yield
     except GritError as error:
         report_user_error(error, entry)
-        if full_tracebacks():
-            raise
+        if full_tracebacks() or in_sweep_job():
+            raise  # a sweep job: the sweeper records the point as failed and goes on with the others
         raise SystemExit(EXIT_USER_ERROR) from None
+
+
+def in_sweep_job() -> bool:
+    """True inside one job of a Hydra multirun."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    except ImportError:
+        return False
 
 
 def full_tracebacks() -> bool:

@@ -165,6 +165,10 @@ def _preflight(
             try:
                 validate(job_cfg)
             except GritError as error:
-                raise PreflightError(f"{where.strip(' ()')}: {error}") from None
+                from grit_exp.judge.secrets import redact
+
+                # one invalid point must not stop the others: it runs, fails with this line, and the
+                # sweep summary lists it as failed (a literal secret or a broken override still stops all)
+                sys.stderr.write(f"warning: {where.strip(' ()')} will fail: {redact(one_line(str(error)))}\n")
     finally:
         GlobalHydra.instance().clear()

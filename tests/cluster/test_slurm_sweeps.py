@@ -51,16 +51,16 @@ def test_two_point_sweep_runs_both_jobs_and_summarises(sweep_env, tmp_path):
 
 
 def test_a_failing_point_does_not_stop_the_others(sweep_env, tmp_path):
-    # 16 generated rows: dataset.num_samples=32 fails the data check inside its job, =8 trains
+    # trainer.keep_last=0 fails validation inside its job (the preflight only warns), =2 trains
     sweep = tmp_path / "sweep"
-    out = run_sweep(["cluster=slurm", "dataset.num_samples=32,8", *TINY], sweep, sweep_env)
+    out = run_sweep(["cluster=slurm", "trainer.keep_last=0,2", *TINY], sweep, sweep_env)
     assert out.returncode == 1, out.stdout[-3000:] + out.stderr[-3000:]
     assert "1 of 2 sweep jobs failed (#0)" in out.stdout + out.stderr
     failed, completed = read_summary(sweep)["jobs"]
     assert failed["status"] == "failed" and completed["status"] == "completed"
-    assert "dataset.num_samples=32 but only 16 rows are available" in failed["error"]
+    assert "trainer.keep_last=0 must be >= 1" in failed["error"]
     assert completed["final_step"] == 2 and completed["metrics"]
-    assert "dataset.num_samples=32 but only 16 rows" in (sweep / "sweep_summary.md").read_text()
+    assert "trainer.keep_last=0 must be >= 1" in (sweep / "sweep_summary.md").read_text()
 
 
 def test_interrupted_job_requeues_resumes_and_matches_an_uninterrupted_one(sweep_env, tmp_path):

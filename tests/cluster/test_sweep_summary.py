@@ -75,15 +75,15 @@ def test_report_shows_a_table3_sweep_next_to_the_paper(tmp_path):
 
 @pytest.mark.slow
 def test_local_multirun_with_a_failing_point(tmp_path, grit_cache, tiny_model_paths):
-    """Hydra's basic launcher runs jobs in this process: the failing one (its data check ends the job
+    """Hydra's basic launcher runs jobs in this process: the failing one (it fails validation inside the job
     with exit code 2) must not end the sweep; the summary names why it failed."""
     import os
 
     sweep = tmp_path / "sweep"
     env = {**os.environ, "GRIT_EXP_CACHE": str(grit_cache), "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
-    out = run_sweep(["dataset.num_samples=32,8", *TINY], sweep, env)
+    out = run_sweep(["trainer.keep_last=0,2", *TINY], sweep, env)
     assert out.returncode == 1, out.stdout[-3000:] + out.stderr[-3000:]
     failed, completed = read_summary(sweep)["jobs"]
     assert read_summary(sweep)["launcher"] == "basic"
-    assert failed["status"] == "failed" and "dataset.num_samples=32 but only 16 rows" in failed["error"]
+    assert failed["status"] == "failed" and "trainer.keep_last=0 must be >= 1" in failed["error"]
     assert completed["status"] == "completed" and completed["final_step"] == 2 and completed["slurm_job_id"] is None

@@ -203,7 +203,7 @@ def load_dataset_splits(dataset_cfg: Any, seed: int) -> tuple[list[GritRow], dic
     if synthetic_cfg is not None and _attr(synthetic_cfg, "enabled", False):
         from grit_exp.data.synthetic import ensure_synthetic
 
-        paths = ensure_synthetic(synthetic_cfg)
+        paths = ensure_synthetic(_synthetic_for_budget(synthetic_cfg, _attr(dataset_cfg, "num_samples"), train_files))
         train_files.insert(0, DataFile(str(paths.train_jsonl), str(paths.image_root), "synthetic_train"))
         eval_files.insert(0, DataFile(str(paths.val_jsonl), str(paths.image_root), "synthetic_val"))
     if not train_files:
@@ -242,3 +242,19 @@ def load_dataset_splits(dataset_cfg: Any, seed: int) -> tuple[list[GritRow], dic
         ", ".join(f"{name} ({len(rows)})" for name, rows in eval_sets.items()) or "none",
     )
     return train, eval_sets
+
+
+def _synthetic_for_budget(synthetic_cfg: Any, num_samples: int | None, other_train_files: list) -> Any:
+    """A data budget (`dataset.num_samples`) above the generated set's size, with no other training
+    files, generates that many training rows: `-m dataset.num_samples=20,500,7000` works on the demo."""
+    num_train = int(_attr(synthetic_cfg, "num_train"))
+    if num_samples is None or other_train_files or num_samples <= num_train:
+        return synthetic_cfg
+    import dataclasses
+
+    from omegaconf import DictConfig, OmegaConf
+
+    if isinstance(synthetic_cfg, DictConfig):
+        return OmegaConf.merge(synthetic_cfg, {"num_train": int(num_samples)})
+    return dataclasses.replace(synthetic_cfg, num_train=int(num_samples))
+

@@ -173,6 +173,21 @@ class TrainingEngine:
         engine.eval()
         return engine
 
+    @contextlib.contextmanager
+    def whole_model_loading(self) -> Iterator[None]:
+        """Under ZeRO-3, transformers builds every `from_pretrained` model already sharded; models that
+        live outside the engine (the single-process warm start, the untrained evaluation) load whole."""
+        if self.zero_stage != 3:
+            yield
+            return
+        from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+        unset_hf_deepspeed_config()
+        try:
+            yield
+        finally:
+            self.accelerator.state.deepspeed_plugin.set_deepspeed_weakref()
+
     def unwrap(self, model: torch.nn.Module) -> torch.nn.Module:
         return self.accelerator.unwrap_model(model)
 

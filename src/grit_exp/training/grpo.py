@@ -24,6 +24,7 @@ from grit_exp.policy.advantages import advantages_from_rewards
 from grit_exp.policy.losses import policy_loss
 from grit_exp.rewards import RewardContext, compute_rewards
 from grit_exp.rollout.hf import HFRollout, Rollout
+from grit_exp.rollout.judge_overlap import JudgeAhead, overlaps_generation
 from grit_exp.rollout.seeded_sampling import completion_seed
 from grit_exp.training.engine import TrainingEngine
 
@@ -60,31 +61,31 @@ def _micro_weight(aggregation: str, mb: Rollout, local_seqs: int, global_tokens:
 
 
 @torch.no_grad()
-def _logprobs(m: StepModules, model: torch.nn.Module, rollout: Rollout, size: int) -> torch.Tensor:
+def _logprobs(m: StepModules, model: torch.nn.Module, batches: list[Rollout]) -> list[torch.Tensor]:
     parts = []
-    for sl in micro_batches(len(rollout.rows), size):
-        mb = rollout.select(sl)
+    for mb in batches:
         with m.engine.autocast():
             parts.append(m.adapter.completion_logprobs(model, mb.prompt, mb.completion_ids, mb.completion_mask,
                                                        temperature=logprob_temperature(m.cfg)))
-    return torch.cat(parts, 0)
+    return parts
 
 
-def _reference_logprobs(m: StepModules, rollout: Rollout, size: int) -> torch.Tensor:
+def _reference_logprobs(m: StepModules, batches: list[Rollout]) -> list[torch.Tensor]:
     """Log-probs under the frozen reference: its own model, or (LoRA) the base with adapters disabled."""
     if m.reference is not None:
-        return _logprobs(m, m.reference, rollout, size)
+        return _logprobs(m, m.reference, batches)
     policy = m.engine.unwrap(m.policy)
     if not hasattr(policy, "disable_adapter"):
         raise RuntimeError("algorithm.beta != 0 but no reference model was built and the policy has no LoRA adapters")
     with policy.disable_adapter():
-        return _logprobs(m, policy, rollout, size)
+        return _logprobs(m, policy, batches)
 
 
-def score_rollout(m: StepModules, rollout: Rollout):
+def score_rollout(m: StepModules, rollout: Rollout, judge: Any = None):
+    """Rewards of the rollout; `judge` (default `m.judge`) may hold answers judged during generation."""
     token_ids = [ids[mask.bool()].tolist() for ids, mask in zip(rollout.completion_ids, rollout.completion_mask, strict=True)]
     ctx = RewardContext(
-        prompts=rollout.prompt.user_texts, token_ids=token_ids, judge=m.judge,
+        prompts=rollout.prompt.user_texts, token_ids=token_ids, judge=judge or m.judge,
         counting_datasets=list(m.cfg.reward.counting_datasets),
     )
     return compute_rewards(m.cfg.reward, rollout.texts, rollout.rows, ctx)
@@ -98,10 +99,18 @@ def grpo_step(m: StepModules, rows: list[GritRow], step: int, first_prompt_index
     t0 = time.perf_counter()
     texts = [build_user_text(r.question, cfg.prompt, m.adapter.family) for r in rows]
     seeds = [completion_seed(cfg.seed, step, first_prompt_index + i, j) for i in range(len(rows)) for j in range(G)]
-    with engine.generation_model(m.policy) as generator, engine.autocast():
-        rollout = m.rollout.generate(generator, rows, texts, num_generations=G, completion_seeds=seeds)
-    t1 = time.perf_counter()
-    breakdown = score_rollout(m, rollout)
+    # a network judge starts on each completion's answer as soon as it is generated (rollout/judge_overlap.py)
+    ahead = (JudgeAhead(m.judge, cfg.reward, m.adapter, [r for r in rows for _ in range(G)],
+                        [t for t in texts for _ in range(G)]) if overlaps_generation(m.judge) else None)
+    try:
+        with engine.generation_model(m.policy) as generator, engine.autocast():
+            rollout = m.rollout.generate(generator, rows, texts, num_generations=G, completion_seeds=seeds,
+                                         judge_ahead=ahead)
+        t1 = time.perf_counter()
+        breakdown = score_rollout(m, rollout, judge=ahead.answered if ahead else None)
+    finally:
+        if ahead is not None:
+            ahead.close()
     local_rewards = torch.tensor(breakdown.total, dtype=torch.float64)
     global_rewards = engine.gather(local_rewards)  # rank order = prompt order of the step
     adv = advantages_from_rewards(global_rewards, G, alg.scale_rewards, alg.advantage_eps)
@@ -109,25 +118,27 @@ def grpo_step(m: StepModules, rows: list[GritRow], step: int, first_prompt_index
     advantages = adv.values[local]
     t2 = time.perf_counter()
 
-    size = cfg.trainer.micro_batch_size
-    ref_logp = _reference_logprobs(m, rollout, size) if alg.beta != 0 else None
-    old_logp = _logprobs(m, m.policy, rollout, size) if alg.num_iterations > 1 else None
     local_seqs = len(rollout.rows)
+    slices = micro_batches(local_seqs, cfg.trainer.micro_batch_size)
+    # built once, shared by the reference, old-policy and policy passes; each trimmed to its own longest completion
+    batches = [rollout.select(sl) for sl in slices]
+    ref_logp = _reference_logprobs(m, batches) if alg.beta != 0 else None
+    t_ref = time.perf_counter()
+    old_logp = _logprobs(m, m.policy, batches) if alg.num_iterations > 1 else None
     global_tokens = engine.sum(int(rollout.completion_mask.sum()))
     m.policy.train()
     loss_value = kl_value = clip_value = grad_norm = 0.0
     for _ in range(alg.num_iterations):
         loss_value = kl_value = clip_value = 0.0
-        for sl in micro_batches(local_seqs, size):
-            mb = rollout.select(sl)
+        for i, (sl, mb) in enumerate(zip(slices, batches, strict=True)):
             with engine.accumulate(m.policy):
                 with engine.autocast():
                     logp = m.adapter.completion_logprobs(m.policy, mb.prompt, mb.completion_ids, mb.completion_mask,
                                                          temperature=logprob_temperature(cfg))
                 out = policy_loss(
                     logp,
-                    None if old_logp is None else old_logp[sl],
-                    None if ref_logp is None else ref_logp[sl],
+                    None if old_logp is None else old_logp[i],
+                    None if ref_logp is None else ref_logp[i],
                     advantages[sl].to(logp.device),
                     mb.completion_mask,
                     beta=alg.beta,
@@ -166,6 +177,7 @@ def grpo_step(m: StepModules, rows: list[GritRow], step: int, first_prompt_index
         "time/rollout_s": t1 - t0,
         "time/reward_s": t2 - t1,
         "time/update_s": t3 - t2,
+        "time/reference_s": t_ref - t2,  # part of update_s
         "time/step_s": t3 - t0,
     }
     if alg.scale_rewards == "batch":

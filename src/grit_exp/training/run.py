@@ -148,12 +148,14 @@ def run_training(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]
     untrained_metrics: dict[str, float] = {}
     start_path = None
     if not is_sft and cfg.trainer.warm_start_sft_steps > 0:
-        if cfg.trainer.eval_on_start and eval_sets and resume_from is None:
-            untrained_metrics = evaluate_untrained(cfg, adapter, judge, eval_sets, device, run_dir / "eval" / "untrained")
-        if main:
-            cached_warm_start(cfg, adapter, train_rows, paths_cache, device, engine.autocast)
-        engine.barrier()
-        start_path = str(cached_warm_start(cfg, adapter, train_rows, paths_cache, device, engine.autocast))
+        with engine.whole_model_loading():
+            if cfg.trainer.eval_on_start and eval_sets and resume_from is None:
+                untrained_metrics = evaluate_untrained(cfg, adapter, judge, eval_sets, device,
+                                                       run_dir / "eval" / "untrained")
+            if main:
+                cached_warm_start(cfg, adapter, train_rows, paths_cache, device, engine.autocast)
+            engine.barrier()
+            start_path = str(cached_warm_start(cfg, adapter, train_rows, paths_cache, device, engine.autocast))
 
     policy = build_policy(cfg, adapter, engine, start_path)
     reference = None
