@@ -29,6 +29,8 @@ from pathlib import Path
 
 import torch
 
+from grit_exp.models.tiny import INTERNVL_CHAT_TEMPLATE
+
 log = logging.getLogger(__name__)
 
 KNOWN_ARCHITECTURES = {"InternVLChatModel"}
@@ -58,18 +60,7 @@ KEY_RENAMES = [
 ]
 QKV = re.compile(r"^(.*)\.attn\.qkv\.(weight|bias)$")
 
-DEFAULT_CHAT_TEMPLATE = (
-    "{% for message in messages %}"
-    "{% if loop.first and message['role'] != 'system' %}"
-    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
-    "<|im_start|>{{ message['role'] }}\n"
-    "{% if message['content'] is string %}{{ message['content'] }}"
-    "{% else %}{% for part in message['content'] %}"
-    "{% if part['type'] == 'image' %}<IMG_CONTEXT>\n"
-    "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
-    "{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
+DEFAULT_CHAT_TEMPLATE = INTERNVL_CHAT_TEMPLATE  # InternVL3's template with the native <IMG_CONTEXT> placeholder
 
 
 class ConversionError(ValueError):

@@ -135,9 +135,10 @@ def run_training(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]
     if main:
         write_run_info(run_dir, cfg, [*train_rows, *(r for rows in eval_sets.values() for r in rows)])
         (run_dir / "engine.json").write_text(json.dumps(engine.describe(), indent=2))
-    adapter = build_adapter(cfg.model) if main else None  # rank 0 builds a tiny model first, once
-    engine.barrier()
-    adapter = adapter or build_adapter(cfg.model)
+    with engine.whole_model_loading():  # building a tiny model is no collective, even under ZeRO-3
+        adapter = build_adapter(cfg.model) if main else None  # rank 0 builds a tiny model first, once
+        engine.barrier()
+        adapter = adapter or build_adapter(cfg.model)
     judge = build_judge(cfg.judge)
     is_sft = cfg.algorithm.name == "sft"
 
