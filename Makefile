@@ -41,8 +41,18 @@ test-all: install install-browser
 train: install
 	$(PY) -m grit_exp.train $(ARGS)
 
+# benchmarks/README.md explains each figure; the summary goes to benchmarks/results/latest.json (~10 min on 2 cores).
+# TRL (the GRPO baseline) is a dev dependency; bench_gpu.py runs only where CUDA is.
 bench: install
 	$(PY) benchmarks/bench_judge.py
+	$(PY) benchmarks/bench_grpo_vs_trl.py
+	$(PY) benchmarks/bench_rollout.py
+	$(PY) benchmarks/bench_judge_overlap.py
+	$(PY) benchmarks/bench_judge_overlap.py --concurrency 4 --out judge_overlap_c4.json
+	$(PY) benchmarks/bench_rewards.py
+	$(PY) benchmarks/bench_memory.py
+	$(PY) benchmarks/bench_gpu.py
+	$(PY) benchmarks/bench_report.py
 
 # A real single-node SLURM on localhost (installs Debian's slurm + munge if missing; root). State in
 # $GRIT_SLURM_DIR (default /tmp/grit-slurm). The last line is `export SLURM_CONF=...`:

@@ -4,7 +4,8 @@ Judges N answers (default 512) against the local fake judge server (in its own p
 endpoint would be) with a fixed latency per request (default 50 ms): first with a synchronous client sending one request at a time (the released GRIT
 code's way), then with `OpenAIJudge` at several concurrency levels (each with a fresh cache), then
 a second identical run on the last cache, which must send zero requests. Prints a table and writes
-it into benchmarks/README.md (section "Judge throughput"). Exits 1 if the cached run sent any
+it into benchmarks/README.md (section "Judge throughput") and the figures into
+results/judge_vs_serial.json. Exits 1 if the cached run sent any
 request or the judge disagreed with the baseline on any score.
 
 Run: `make bench` or `python benchmarks/bench_judge.py [--answers 512] [--latency-ms 50]`.
@@ -41,6 +42,7 @@ from grit_exp.judge.secrets import SecretStr
 
 logger = logging.getLogger("bench_judge")
 README = Path(__file__).with_name("README.md")
+RESULTS = Path(__file__).with_name("results")
 SECTION_START = "<!-- judge-throughput:start -->"
 SECTION_END = "<!-- judge-throughput:end -->"
 SUFFIX = (
@@ -304,6 +306,13 @@ def main() -> int:
     )
     if not args.no_readme:
         write_readme_section(table, args, (load_start, load_end), speedup)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "judge_vs_serial.json").write_text(json.dumps({
+        "ratio": speedup, "answers": args.answers, "latency_ms": args.latency_ms,
+        "concurrency": args.concurrency[-1], "sequential_s": rows[0].seconds, "concurrent_s": rows[-2].seconds,
+        "answers_per_s": args.answers / rows[-2].seconds, "cached_run_requests": rows[-1].requests,
+        "conditions": {"load_average": [load_start, load_end]},
+    }, indent=2) + "\n")
     for failure in failures:
         logger.error("FAILED: %s", failure)
     return 1 if failures else 0

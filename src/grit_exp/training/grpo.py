@@ -101,7 +101,7 @@ def grpo_step(m: StepModules, rows: list[GritRow], step: int, first_prompt_index
     seeds = [completion_seed(cfg.seed, step, first_prompt_index + i, j) for i in range(len(rows)) for j in range(G)]
     # a network judge starts on each completion's answer as soon as it is generated (rollout/judge_overlap.py)
     ahead = (JudgeAhead(m.judge, cfg.reward, m.adapter, [r for r in rows for _ in range(G)],
-                        [t for t in texts for _ in range(G)]) if overlaps_generation(m.judge) else None)
+                        [t for t in texts for _ in range(G)]) if overlaps_generation(m.judge, len(rows) * G) else None)
     try:
         with engine.generation_model(m.policy) as generator, engine.autocast():
             rollout = m.rollout.generate(generator, rows, texts, num_generations=G, completion_seeds=seeds,

@@ -1,0 +1,222 @@
+"""GPU mode: GRPO steps of a real-size, randomly initialised Qwen2.5-VL-3B through the engine.
+
+The model is built from the config written below (Qwen2.5-VL-3B-Instruct's sizes: 36 layers, hidden
+2048, 16 heads / 2 KV heads, MLP 11008, vocabulary 151,936; vision tower 32 blocks of 1280) with
+random weights: nothing is downloaded. The processor and tokenizer are the offline tiny model's
+(ids it does not know decode to nothing). The paper's per-GPU share of a step: 4 prompts x G=4,
+completions up to 1000 tokens (a random model rarely stops: nearly all run to 1000, the worst
+case), micro-batches of 4, bf16 compute over fp32 masters, DeepSpeed ZeRO-2 through
+`TrainingEngine` (cluster=node8), sdpa attention, beta 0.01 with a reference model. Reports seconds
+per step, generated tokens per second per GPU (EasyR1 publishes ~1,800 for 3B on H100), peak GPU
+memory and the update's model FLOPs utilisation (MFU: forward 2 x LLM parameters per token plus
+causal attention and the LM head over completion positions, backward twice that, the reference one
+forward; over the update's seconds and the GPU's dense bf16 peak). One warm-up step, then timed steps;
+about 3-4 minutes on one H100/H200.
+
+Run (GPU): `python benchmarks/bench_gpu.py`; on CPU `--tiny` runs the same path with a tiny config
+(what tests/benchmarks/test_bench_gpu.py checks). Results in results/gpu.json (tiny: gpu_tiny.json).
+Left out: several GPUs (the same code under torchrun), vLLM, flash-attention (the gpu extra).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+log = logging.getLogger("bench")
+RESULTS = Path(__file__).parent / "results"
+
+# Qwen2.5-VL-3B-Instruct's config.json, in transformers 5 terms (no download needed)
+TEXT_3B: dict[str, Any] = dict(
+    vocab_size=151936, hidden_size=2048, intermediate_size=11008, num_hidden_layers=36, num_attention_heads=16,
+    num_key_value_heads=2, max_position_embeddings=128000, rms_norm_eps=1e-6, hidden_act="silu",
+    tie_word_embeddings=True, attention_dropout=0.0, use_sliding_window=False, sliding_window=32768,
+    max_window_layers=70, rope_parameters={"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [16, 24, 24]},
+)
+VISION_3B: dict[str, Any] = dict(
+    depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, in_channels=3, out_hidden_size=2048,
+    patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=112, fullatt_block_indexes=[7, 15, 23, 31],
+    hidden_act="silu", tokens_per_second=2,
+)
+# --tiny: the same structure at CPU-test size (head_dim 16: mrope_section sums to 8)
+TEXT_TINY: dict[str, Any] = {**TEXT_3B, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+                             "num_attention_heads": 4, "num_key_value_heads": 2,
+                             "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [2, 3, 3]}}
+VISION_TINY: dict[str, Any] = {**VISION_3B, "depth": 2, "hidden_size": 64, "intermediate_size": 128, "num_heads": 4,
+                               "out_hidden_size": 64, "fullatt_block_indexes": [1], "window_size": 56}
+DENSE_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10G": 125.0}
+
+
+def build_policy(tokenizer: Any, tiny: bool, device: torch.device) -> torch.nn.Module:
+    """A randomly initialised Qwen2.5-VL of the 3B (or tiny) size, fp32 master weights on `device`."""
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    ids = {name: tokenizer.convert_tokens_to_ids(token) for name, token in (
+        ("image_token_id", "<|image_pad|>"), ("video_token_id", "<|video_pad|>"),
+        ("vision_start_token_id", "<|vision_start|>"), ("vision_end_token_id", "<|vision_end|>"),
+        ("eos_token_id", "<|im_end|>"), ("pad_token_id", "<|endoftext|>"))}
+    text = {**(TEXT_TINY if tiny else TEXT_3B), "eos_token_id": ids["eos_token_id"], "pad_token_id": ids["pad_token_id"]}
+    config = Qwen2_5_VLConfig(text_config=text, vision_config=VISION_TINY if tiny else VISION_3B,
+                              tie_word_embeddings=True, **ids)
+    torch.manual_seed(0)
+    with device:
+        model = Qwen2_5_VLForConditionalGeneration._from_config(config, attn_implementation="sdpa", dtype=torch.float32)
+    model.generation_config.eos_token_id = ids["eos_token_id"]
+    model.generation_config.pad_token_id = ids["pad_token_id"]
+    return model
+
+
+def update_flops(model: torch.nn.Module, sequences: list[tuple[int, int]]) -> float:
+    """Model FLOPs of one update over (prompt, completion) lengths: policy forward + backward (3x forward)
+    and the reference forward (1x)."""
+    text = model.config.text_config
+    embedding = model.get_input_embeddings().weight.numel()
+    llm = sum(p.numel() for p in model.model.language_model.parameters()) - embedding  # tied head counted below
+    width = text.num_attention_heads * (text.hidden_size // text.num_attention_heads)
+    forward = 0.0
+    for prompt, completion in sequences:
+        length = prompt + completion
+        forward += 2 * llm * length  # matmuls of every layer at every position
+        forward += 2 * text.num_hidden_layers * width * length * length  # causal QK^T and AV (half of 4 L d S^2)
+        forward += 2 * embedding * (completion + 1)  # the LM head over completion positions only
+    return 4 * forward
+
+
+def peak_tflops(device: torch.device, given: float | None) -> float | None:
+    if given:
+        return given
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((value for key, value in DENSE_BF16_TFLOPS.items() if key in name), None)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from hydra import compose, initialize_config_dir
+
+    from grit_exp.config import validate
+    from grit_exp.data.reader import load_dataset_splits
+    from grit_exp.hydra_app import CONF_DIR
+    from grit_exp.judge import build_judge
+    from grit_exp.models import build_adapter
+    from grit_exp.models.tiny import ensure_tiny_model
+    from grit_exp.rollout.hf import HFRollout
+    from grit_exp.training.engine import TrainingEngine
+    from grit_exp.training.grpo import StepModules, grpo_step
+    from grit_exp.training.run import accumulation_steps, build_scheduler
+
+    started = time.perf_counter()
+    cache = Path(os.environ.get("GRIT_EXP_CACHE", Path.home() / ".cache" / "grit_exp"))
+    processor_dir = ensure_tiny_model("tiny_qwen2_5_vl", cache / "models" / "tiny_qwen2_5_vl")
+    overrides = [
+        "experiment=grit_qwen2_5_vl_3b", "dataset=synthetic", "judge=rules", "reward=grit_paper",
+        f"model.path={processor_dir}", "model.attn_implementation=sdpa", "cluster=node8",
+        f"trainer.prompts_per_step={args.prompts}", "trainer.micro_batch_size=4",
+        f"rollout.max_new_tokens={args.max_new_tokens}", f"trainer.max_steps={args.warmup + args.steps}",
+        "dataset.synthetic.num_val=8",
+    ]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=overrides)
+    validate(cfg)
+    rows, _ = load_dataset_splits(cfg.dataset, cfg.seed)
+    adapter = build_adapter(cfg.model)
+    engine = TrainingEngine(cfg.cluster, cfg.trainer, accumulation_steps=accumulation_steps(cfg, 1),
+                            micro_batch_size=cfg.trainer.micro_batch_size)
+    policy = build_policy(adapter.tokenizer, args.tiny, engine.device)
+    reference = build_policy(adapter.tokenizer, args.tiny, engine.device).to(torch.bfloat16)
+    reference.load_state_dict(policy.state_dict())
+    reference = engine.prepare_frozen(reference)
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.trainer.learning_rate, weight_decay=0.0)
+    scheduler = build_scheduler(optimizer, cfg.trainer)
+    bare = policy
+    policy, optimizer = engine.prepare(policy, optimizer)
+    rollout = HFRollout(adapter, cfg.rollout)
+    lengths: list[list[tuple[int, int]]] = []
+    generate = rollout.generate
+
+    def measured_generate(*a, **k):
+        out = generate(*a, **k)
+        lengths.append([(int(p), int(c)) for p, c in zip(out.prompt.inputs["attention_mask"].sum(1),
+                                                          out.completion_mask.sum(1), strict=True)])
+        return out
+
+    rollout.generate = measured_generate  # type: ignore[method-assign]
+    modules = StepModules(adapter, policy, reference, rollout, build_judge(cfg.judge), optimizer, scheduler, cfg, engine)
+    cuda = engine.device.type == "cuda"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(engine.device)
+    setup_s = time.perf_counter() - started
+    records = []
+    for step in range(1, args.warmup + args.steps + 1):
+        batch = [rows[(step * args.prompts + i) % len(rows)] for i in range(args.prompts)]
+        metrics = grpo_step(modules, batch, step, first_prompt_index=0)
+        sequences = lengths.pop()
+        generated = sum(c for _, c in sequences)
+        records.append({"step": step, "step_s": metrics["time/step_s"], "rollout_s": metrics["time/rollout_s"],
+                        "update_s": metrics["time/update_s"], "reference_s": metrics.get("time/reference_s"),
+                        "generated_tokens": generated, "flops": update_flops(bare, sequences)})
+        log.info("step %d: %.1f s (rollout %.1f s, %d tokens; update %.1f s)", step, metrics["time/step_s"],
+                 metrics["time/rollout_s"], generated, metrics["time/update_s"])
+    timed = records[args.warmup:]
+    peak = peak_tflops(engine.device, args.peak_tflops)
+    mfu = [r["flops"] / r["update_s"] / (peak * 1e12) for r in timed] if peak else None
+    result = {
+        "device": torch.cuda.get_device_name(engine.device) if cuda else str(engine.device),
+        "size": "tiny" if args.tiny else "qwen2_5_vl_3b (random weights)",
+        "parameters": sum(p.numel() for p in bare.parameters()),
+        "engine": engine.describe(),
+        "completions_per_step": args.prompts * cfg.algorithm.num_generations,
+        "max_new_tokens": args.max_new_tokens,
+        "s_per_step": statistics.median(r["step_s"] for r in timed),
+        "rollout_s": statistics.median(r["rollout_s"] for r in timed),
+        "update_s": statistics.median(r["update_s"] for r in timed),
+        "generated_tokens_per_s_per_gpu": statistics.median(r["generated_tokens"] / r["rollout_s"] for r in timed),
+        "mean_completion_tokens": statistics.mean(r["generated_tokens"] for r in timed) / (args.prompts * 4),
+        "peak_gpu_memory_gb": torch.cuda.max_memory_allocated(engine.device) / 2**30 if cuda else None,
+        "update_mfu": statistics.median(mfu) if mfu else None,
+        "peak_tflops_assumed": peak,
+        "setup_s": setup_s,
+        "wall_s": time.perf_counter() - started,
+        "steps": records,
+    }
+    engine.shutdown()
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--tiny", action="store_true", help="the tiny config on any device (CPU test of the logic)")
+    parser.add_argument("--prompts", type=int, default=4, help="prompts per step (x G=4 completions)")
+    parser.add_argument("--max-new-tokens", type=int, default=1000)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--peak-tflops", type=float, default=None, help="the GPU's dense bf16 peak (default: by name)")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    if not args.tiny and not torch.cuda.is_available():
+        log.info("bench_gpu: no CUDA device here; skipped (use --tiny to run the logic on CPU)")
+        return 0
+    result = run(args)
+    out = args.out or RESULTS / ("gpu_tiny.json" if args.tiny else "gpu.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    mfu = f"{100 * result['update_mfu']:.1f}%" if result["update_mfu"] is not None else "n/a (no GPU peak)"
+    log.info("%s: %.1f s/step, %.0f generated tokens/s per GPU, peak GPU memory %s GB, update MFU %s; wall %.0f s",
+             result["size"], result["s_per_step"], result["generated_tokens_per_s_per_gpu"],
+             f"{result['peak_gpu_memory_gb']:.1f}" if result["peak_gpu_memory_gb"] is not None else "n/a", mfu,
+             result["wall_s"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
