@@ -15,10 +15,11 @@ from grit_exp.hydra_app import CONF_DIR
 REAL_MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml") if "tiny_builder" not in p.read_text())
 TINY_MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml") if "tiny_builder" in p.read_text())
 
-# `make train` as it was before the split: these values must not move
-DEMO_TRAINER = dict(max_steps=30, prompts_per_step=8, micro_batch_size=16, learning_rate=1e-4, lr_scheduler="constant",
-                    warmup_steps=0, eval_every=10, save_every=10, keep_last=2, warm_start_sft_steps=250,
-                    warm_start_learning_rate=1e-3)
+# `make train`'s values (conf/demo/cpu_train.yaml; chosen in benchmarks/README.md "GRPO on the CPU demo")
+DEMO_TRAINER = dict(max_steps=20, prompts_per_step=16, micro_batch_size=16, learning_rate=1e-4, lr_scheduler="constant",
+                    warmup_steps=0, eval_every=10, save_every=10, keep_last=2, warm_start_sft_steps=100,
+                    warm_start_learning_rate=1e-3, eval_sampled_k=4)
+DEMO_ALGORITHM = dict(num_generations=8, beta=0.04, loss_aggregation="token_mean")
 # grit.md section 4 (paper / released code)
 PAPER_TRAINER = dict(max_steps=200, prompts_per_step=32, learning_rate=2e-6, lr_scheduler="cosine", warmup_steps=0,
                      weight_decay=0.0, max_grad_norm=1.0, eval_every=50, warm_start_sft_steps=0)
@@ -44,6 +45,7 @@ def test_a_real_model_alone_gets_the_paper_values(model):
     assert {k: cfg.trainer[k] for k in PAPER_TRAINER} == PAPER_TRAINER
     assert {k: cfg.rollout[k] for k in PAPER_ROLLOUT} == PAPER_ROLLOUT
     assert (cfg.algorithm.num_generations, cfg.algorithm.beta) == (4, 0.01)
+    assert cfg.algorithm.loss_aggregation == "seq_mean_token_mean" and cfg.trainer.eval_sampled_k == 0
     validate(cfg)
     eval_cfg = compose_entry("eval", [f"model={model}"])
     assert eval_cfg.demo_values is None and eval_cfg.rollout.max_new_tokens == 1000
@@ -55,7 +57,8 @@ def test_the_demo_keeps_its_values(model):
     cfg = compose_entry("train", [] if model == "tiny_qwen2_5_vl" else [f"model={model}"])
     assert cfg.demo_values == "cpu_train"
     assert {k: cfg.trainer[k] for k in DEMO_TRAINER} == DEMO_TRAINER
-    assert cfg.rollout.max_new_tokens == 128 and cfg.rollout.temperature == 0.9
+    assert {k: cfg.algorithm[k] for k in DEMO_ALGORITHM} == DEMO_ALGORITHM
+    assert cfg.rollout.max_new_tokens == 128 and cfg.rollout.temperature == 1.0
     assert compose_entry("eval", [f"model={model}"]).rollout.max_new_tokens == 96
 
 

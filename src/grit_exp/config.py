@@ -81,6 +81,7 @@ class SyntheticDataConfig:
     kind_weights: list[float] = field(default_factory=lambda: [0.6, 0.2, 0.2])  # count / spatial / box questions
     max_count: int = 4  # counting answers are 0..max_count
     max_distractors: int = 3  # objects of another colour or shape per image, at most
+    count_targets: int = 9  # counting questions ask about the first N colour/shape pairs (1: red squares only)
 
 
 @dataclass

@@ -43,6 +43,7 @@ def test_fingerprint_covers_every_parameter_and_the_version(monkeypatch) -> None
         SyntheticParams(num_train=40, num_val=10, seed=3, image_size=96),
         SyntheticParams(num_train=40, num_val=10, seed=3, kind_weights=(1, 0, 0)),
         SyntheticParams(num_train=40, num_val=10, seed=3, max_count=3),
+        SyntheticParams(num_train=40, num_val=10, seed=3, count_targets=1),
     ]
     assert len({p.fingerprint() for p in variants}) == len(variants)
     before = SMALL.fingerprint()
@@ -145,11 +146,28 @@ def test_an_incomplete_set_folder_is_reported(tmp_path: Path) -> None:
         ({"image_size": 20}, "image_size=20 must be >= 48"),
         ({"max_count": 10}, "max_count=10 must be in 0..9"),
         ({"kind_weights": (1, 1)}, "kind_weights="),
+        ({"count_targets": 0}, r"dataset\.synthetic\.count_targets=0 must be in 1\.\.9"),
+        ({"count_targets": 10}, r"count_targets=10 must be in 1\.\.9"),
     ],
 )
 def test_bad_parameters_are_named(changes: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         SyntheticParams(**changes)
+
+
+def test_count_targets_narrows_the_counting_questions_only() -> None:
+    narrow = SyntheticParams(num_train=60, num_val=10, seed=5, count_targets=1)
+    wide = SyntheticParams(num_train=60, num_val=10, seed=5)
+    narrow_rows = [row for row, _ in synthetic.synthetic_rows(narrow, "train")]
+    wide_rows = [row for row, _ in synthetic.synthetic_rows(wide, "train")]
+    counting = [r for r in narrow_rows if r["dataset"] == "synth_count"]
+    assert counting and {r["question"] for r in counting} == {"How many red squares are there?"}
+    for row in counting:  # the counted shapes are exactly the red squares in the picture
+        reds = [o["box"] for o in row["objects"] if (o["color"], o["shape"]) == ("red", "square")]
+        assert sorted(reds) == sorted(row["bboxs"]) and row["answer"] == str(len(reds))
+    assert len({r["question"] for r in wide_rows if r["dataset"] == "synth_count"}) > 1
+    others = [r["question"] for r in narrow_rows if r["dataset"] != "synth_count"]
+    assert others == [r["question"] for r in wide_rows if r["dataset"] != "synth_count"]
 
 
 def test_tokenizer_corpus_covers_both_frames_and_prompts() -> None:

@@ -20,6 +20,7 @@ TINY_RUN = [
     "dataset.synthetic.num_val=8",
     "trainer.max_steps=4",
     "trainer.prompts_per_step=2",
+    "algorithm.num_generations=4",  # the demo's G = 8 would double every step here
     "trainer.micro_batch_size=4",
     "trainer.eval_every=2",
     "trainer.save_every=2",
@@ -66,6 +67,9 @@ def test_run_writes_metrics_checkpoints_and_summary(tmp_path, grit_cache, tiny_m
             assert r[key] is not None and r[key] == r[key], key
         assert any(k.startswith("train/reward/") for k in r)
     assert any(k.startswith("eval/synth_count/") for r in records for k in r)
+    # the demo's sampled evaluation (trainer.eval_sampled_k=4): the objective GRPO optimises, per eval
+    sampled = [r["eval/synth_count/reward_sampled"] for r in records if "eval/synth_count/reward_sampled" in r]
+    assert len(sampled) == 3 and all(v == v for v in sampled)  # steps 0, 2, 4
     ckpts = sorted(p.name for p in (run / "checkpoints").iterdir())
     assert ckpts == ["step_2", "step_4"], "keep_last=2 and no temp dirs"
     assert (run / "reward_curve.png").stat().st_size > 1000

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from grit_exp.data.errors import DataError
-from grit_exp.data.synthetic_scenes import KINDS, SceneParams, kind_schedule, make_example
+from grit_exp.data.synthetic_scenes import COLORS, KINDS, SHAPES, SceneParams, kind_schedule, make_example
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +50,7 @@ class SyntheticParams:
     kind_weights: tuple[float, float, float] = DEFAULT_KIND_WEIGHTS
     max_count: int = 4
     max_distractors: int = 3
+    count_targets: int = 9
 
     def __post_init__(self) -> None:
         for key in ("num_train", "num_val"):
@@ -65,11 +66,18 @@ class SyntheticParams:
             raise DataError(
                 f"dataset.synthetic.max_distractors={self.max_distractors} must be >= 1", reason="config"
             )
+        n_pairs = len(COLORS) * len(SHAPES)
+        if not 1 <= self.count_targets <= n_pairs:
+            raise DataError(
+                f"dataset.synthetic.count_targets={self.count_targets} must be in 1..{n_pairs} "
+                "(how many colour/shape pairs counting questions ask about)", reason="config"
+            )
         kind_schedule(1, self.kind_weights, 0, "check")  # raises ValueError on bad weights
 
     @classmethod
     def from_config(cls, cfg: Any) -> SyntheticParams:
-        """From a `SyntheticDataConfig`-like object; kind_weights / max_count / max_distractors are optional."""
+        """From a `SyntheticDataConfig`-like object; kind_weights / max_count / max_distractors /
+        count_targets are optional."""
         defaults = cls.__dataclass_fields__
         values: dict[str, Any] = {}
         for key, spec in defaults.items():
@@ -81,7 +89,8 @@ class SyntheticParams:
 
     def scene(self) -> SceneParams:
         return SceneParams(
-            image_size=self.image_size, max_count=self.max_count, max_distractors=self.max_distractors
+            image_size=self.image_size, max_count=self.max_count, max_distractors=self.max_distractors,
+            count_targets=self.count_targets,
         )
 
     def to_dict(self) -> dict[str, Any]:
