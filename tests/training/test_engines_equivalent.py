@@ -14,6 +14,7 @@ normalisations that are global over processes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -131,8 +132,16 @@ def test_zero2_killed_and_resumed_ends_like_an_uninterrupted_run(zero2, tmp_path
     while not (run / "checkpoints" / "step_2" / "checkpoint.json").exists():
         assert proc.poll() is None and time.monotonic() < deadline, "the run ended before its step-2 checkpoint"
         time.sleep(0.2)
+    # torchrun starts each worker in a session of its own: kill the workers, not only the launcher
+    import psutil
+
+    workers = psutil.Process(proc.pid).children(recursive=True)
     os.killpg(proc.pid, signal.SIGKILL)
+    for worker in workers:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            worker.kill()
     proc.wait()
+    psutil.wait_procs(workers, timeout=30)
     assert not (run / "checkpoints" / "step_4").exists(), "killed mid-way"
 
     trace = tmp_path / "opened.txt"
