@@ -43,7 +43,8 @@ def test_options_from_a_training_config_use_the_trainer_batch(compose_eval):
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         train_cfg = compose(config_name="train", overrides=["trainer.eval_batch_size=5", "seed=4"])
-    assert EvalOptions.from_config(train_cfg) == EvalOptions(batch_size=5, seed=4)
+    # the demo's trainer.eval_sampled_k=4 (conf/demo/cpu_train.yaml) comes along
+    assert EvalOptions.from_config(train_cfg) == EvalOptions(batch_size=5, seed=4, sampled_k=4)
 
 
 @pytest.mark.parametrize(
