@@ -14,7 +14,7 @@ from grit_exp.training.run import run_training
 
 SMALL = ["dataset.synthetic.num_train=8", "dataset.synthetic.num_val=2", "trainer.prompts_per_step=2",
          "trainer.micro_batch_size=8", "trainer.warm_start_sft_steps=0", "trainer.eval_on_start=false",
-         "rollout.max_new_tokens=6", "trainer.eval_every=100", "trainer.save_every=1"]
+         "rollout.max_new_tokens=6", "trainer.eval_every=100", "algorithm.num_generations=4", "trainer.eval_sampled_k=0", "trainer.save_every=1"]
 
 
 def compose_cfg(*overrides: str):

@@ -81,9 +81,16 @@ def apply_lora(model: torch.nn.Module, lora_cfg: Any) -> torch.nn.Module:
 
 def evaluate_untrained(cfg: DictConfig, adapter: Any, judge: Any, eval_sets: dict, device: torch.device,
                        out_dir: Path) -> dict[str, float]:
-    """The model as loaded, before any warm start: the first column of the before/after table."""
+    """The model as loaded, before any warm start: the first column of the before/after table (greedy
+    only: sampling random weights costs minutes and says nothing)."""
+    import dataclasses
+
+    from grit_exp.evaluation.settings import EvalOptions
+
     model = adapter.load_model(device)
-    result = evaluate_model(cfg, adapter, model, judge, eval_sets, out_dir, extra_meta={"checkpoint": "untrained"})
+    options = dataclasses.replace(EvalOptions.from_config(cfg), sampled_k=0)
+    result = evaluate_model(cfg, adapter, model, judge, eval_sets, out_dir, options=options,
+                            extra_meta={"checkpoint": "untrained"})
     del model
     return result.flat
 
