@@ -25,6 +25,7 @@ from omegaconf import DictConfig
 
 from grit_exp.config import to_plain, validate
 from grit_exp.data.reader import load_dataset_splits
+from grit_exp.errors import GritError
 from grit_exp.evaluation.runner import evaluate_model
 from grit_exp.judge import build_judge
 from grit_exp.models import build_adapter
@@ -181,7 +182,7 @@ def run_training(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]
     if resume_from is not None:
         state = ckpt.load_trainer_state(resume_from)
         if state["world_size"] != engine.world_size:
-            raise RuntimeError(
+            raise GritError(
                 f"{resume_from} was written by {state['world_size']} processes, this run has {engine.world_size}: "
                 "resume with the same number of processes"
             )
