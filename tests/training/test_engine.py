@@ -142,3 +142,35 @@ def test_lora_leaves_the_vision_tower_alone_by_default(builder, tiny_model_paths
         adapted = [n for n, _ in model.named_parameters() if "lora_A" in n]
         assert adapted and any("language_model" in n for n in adapted)
         assert any(("visual" in n or "vision_tower" in n) for n in adapted) == expect_vision, adapted[:5]
+
+
+def test_grpo_scores_completions_at_the_chosen_temperature(grit_cache, tiny_model_paths):
+    """The log-probs of the ratio and KL (grpo._logprobs) use rollout.temperature under "sampling" and raw
+    logits under "one"."""
+    import contextlib
+    from types import SimpleNamespace
+
+    from grit_exp.data.prompts import build_user_text
+    from grit_exp.data.reader import load_dataset_splits
+    from grit_exp.models import build_adapter
+    from grit_exp.rollout.hf import HFRollout
+    from grit_exp.training.grpo import _logprobs
+
+    base = ["dataset.synthetic.num_train=8", "dataset.synthetic.num_val=2", "rollout.max_new_tokens=6",
+            "rollout.temperature=0.5", "rollout.stop_strings=[]"]
+    cfg = compose_train(*base)
+    rows, _ = load_dataset_splits(cfg.dataset, cfg.seed)
+    adapter = build_adapter(cfg.model)
+    model = adapter.load_model("cpu")
+    texts = [build_user_text(r.question, cfg.prompt, adapter.family) for r in rows[:2]]
+    rollout = HFRollout(adapter, cfg.rollout).generate(model, rows[:2], texts, greedy=True)
+    scored = {}
+    for choice in ("sampling", "one"):
+        m = SimpleNamespace(engine=SimpleNamespace(autocast=contextlib.nullcontext), adapter=adapter,
+                            cfg=compose_train(*base, f"algorithm.logprob_temperature={choice}"))
+        scored[choice] = _logprobs(m, model, [rollout])[0]
+    with torch.no_grad():
+        expected = {t: adapter.completion_logprobs(model, rollout.prompt, rollout.completion_ids,
+                                                   rollout.completion_mask, temperature=t) for t in (0.5, 1.0)}
+    assert torch.allclose(scored["sampling"], expected[0.5]) and torch.allclose(scored["one"], expected[1.0])
+    assert not torch.allclose(scored["sampling"], scored["one"])
