@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,9 @@ class PromptBatch:
     geometries: list[ImageGeometry]
     user_texts: list[str]
     image_slices: list[tuple[int, int]]  # per prompt: [start, end) rows of inputs["pixel_values"]
+    # per row: which distinct prompt it is (rows with the same index hold identical inputs: a group's
+    # completions, `repeat_interleave`); None: every row distinct
+    prompt_index: list[int] | None = None
 
     @property
     def prompt_length(self) -> int:
@@ -54,25 +57,43 @@ class PromptBatch:
         return int(self.inputs["input_ids"].shape[0])
 
     def to(self, device: torch.device | str) -> PromptBatch:
-        return PromptBatch(self.inputs.to(device), self.geometries, self.user_texts, self.image_slices)
+        return PromptBatch(self.inputs.to(device), self.geometries, self.user_texts, self.image_slices,
+                           self.prompt_index)
 
     def repeat_interleave(self, n: int) -> PromptBatch:
         """Each prompt n times in a row (G completions per prompt), images processed only once."""
-        per_prompt_keys = [k for k, v in self.inputs.items() if torch.is_tensor(v) and k != "pixel_values"]
-        data: dict[str, Any] = {k: self.inputs[k].repeat_interleave(n, dim=0) for k in per_prompt_keys}
+        repeated = self.take([i for i in range(len(self)) for _ in range(n)])
+        ids = self.prompt_index if self.prompt_index is not None else range(len(self))
+        return replace(repeated, prompt_index=[p for p in ids for _ in range(n)])
+
+    def take(self, rows: list[int]) -> PromptBatch:
+        """These rows (in this order, repeats allowed), with their image rows."""
+        index = torch.tensor(rows, dtype=torch.long)
+        data: dict[str, Any] = {k: v.index_select(0, index.to(v.device)) for k, v in self.inputs.items()
+                                if torch.is_tensor(v) and k != "pixel_values"}
         pixel_rows, slices, start = [], [], 0
-        for a, b in self.image_slices:
-            for _ in range(n):
-                pixel_rows.append(self.inputs["pixel_values"][a:b])
-                slices.append((start, start + b - a))
-                start += b - a
+        for row in rows:
+            a, b = self.image_slices[row]
+            pixel_rows.append(self.inputs["pixel_values"][a:b])
+            slices.append((start, start + b - a))
+            start += b - a
         data["pixel_values"] = torch.cat(pixel_rows, dim=0)
         return PromptBatch(
-            BatchFeature(data),
-            [g for g in self.geometries for _ in range(n)],
-            [t for t in self.user_texts for _ in range(n)],
+            type(self.inputs)(data),
+            [self.geometries[r] for r in rows],
+            [self.user_texts[r] for r in rows],
             slices,
+            None if self.prompt_index is None else [self.prompt_index[r] for r in rows],
         )
+
+    def distinct_prompts(self) -> tuple[list[int], list[int]]:
+        """(the first row of each distinct prompt, for each row the position of its prompt in that list)."""
+        first: dict[int, int] = {}
+        ids = self.prompt_index if self.prompt_index is not None else list(range(len(self)))
+        for row, prompt in enumerate(ids):
+            first.setdefault(prompt, row)
+        order = {prompt: i for i, prompt in enumerate(first)}
+        return list(first.values()), [order[p] for p in ids]
 
 
 class ModelAdapter(ABC):
@@ -224,6 +245,14 @@ class ModelAdapter(ABC):
         data.update(self.extra_forward_inputs(prompt, completion_ids))
         return data
 
+    def continuation_positions(
+        self, model: torch.nn.Module, prompt: PromptBatch, length: int
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Position ids of the prompt and of the `length` tokens that follow it, as a forward pass over
+        the whole sequence would use them (for a forward in two parts, `completion_logprobs`).
+        (None, None): the model's default, counting on from the cache (1-D RoPE)."""
+        return None, None
+
     def completion_logprobs(
         self,
         model: PreTrainedModel,
@@ -240,12 +269,24 @@ class ModelAdapter(ABC):
         of the tempered full distribution (as TRL computes them), equal to generation's scores only
         at temperature 1 without truncation. Positions where `completion_mask` is 0 are filled with 0
         (never -inf: a NaN from exp(-inf + inf) would poison the backward pass).
+
+        Rows that share a prompt (`prompt.prompt_index`: a group's completions) share its forward pass:
+        the prompt (vision tower included) runs once, its KV cache is copied to each of its completions,
+        which then run over it; gradients reach the prompt's positions through the copies
+        (`_shared_prompt_logits`). Without repeated prompts, or where the model cannot keep a cache
+        (gradient checkpointing while training), one forward pass runs over prompt + completion.
         """
-        t = completion_ids.shape[1]
-        # only the logits that predict completion tokens: positions p-1 .. p+t-2 (the lm head over the
-        # prompt would be wasted work, and with a 150k vocabulary a lot of memory)
-        out = model(**self.forward_inputs(prompt, completion_ids, completion_mask), use_cache=False, logits_to_keep=t + 1)
-        logits = out.logits[:, :-1, :].float()
+        firsts, source = prompt.distinct_prompts()
+        if len(firsts) < len(prompt) and _can_keep_cache(model):
+            logits = self._shared_prompt_logits(model, prompt, firsts, source, completion_ids, completion_mask)
+        else:
+            # only the logits that predict completion tokens: positions p-1 .. p+t-2 (the lm head over the
+            # prompt would be wasted work, and with a 150k vocabulary a lot of memory)
+            t = completion_ids.shape[1]
+            out = model(**self.forward_inputs(prompt, completion_ids, completion_mask), use_cache=False,
+                        logits_to_keep=t + 1)
+            logits = out.logits[:, :-1, :]
+        logits = logits.float()
         if temperature != 1.0:
             logits = logits / temperature
         if self.suppressed_token_ids:
@@ -253,3 +294,47 @@ class ModelAdapter(ABC):
         logprobs = torch.log_softmax(logits, dim=-1)
         token_logprobs = logprobs.gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)
         return token_logprobs.masked_fill(completion_mask == 0, 0.0)
+
+    def _shared_prompt_logits(
+        self,
+        model: torch.nn.Module,
+        prompt: PromptBatch,
+        firsts: list[int],
+        source: list[int],
+        completion_ids: torch.Tensor,
+        completion_mask: torch.Tensor,
+    ) -> torch.Tensor:
+        """The logits predicting each completion token [batch, t, vocab]: one pass over the distinct
+        prompts (its last position predicts every completion's first token), then one over the
+        completions' tokens 0 .. t-2 attending to their prompt's copied cache. The positions, masks and
+        attended tokens are those of the single pass over prompt + completion."""
+        distinct = prompt.take(firsts)
+        t = completion_ids.shape[1]
+        prompt_positions, next_positions = self.continuation_positions(model, distinct, t - 1)
+        out = model(**distinct.inputs, position_ids=prompt_positions, use_cache=True, logits_to_keep=1)
+        index = torch.tensor(source, dtype=torch.long, device=completion_ids.device)
+        first = out.logits[:, -1:, :].index_select(0, index)
+        if t == 1:
+            return first
+        cache = out.cache
+        cache.batch_select_indices(index)
+        prompt_mask = prompt.inputs["attention_mask"]
+        mask = torch.cat([prompt_mask, completion_mask[:, :-1].to(prompt_mask.dtype)], dim=1)
+        positions = None if next_positions is None else next_positions.index_select(-2, index)
+        rest = model(input_ids=completion_ids[:, :-1], attention_mask=mask, position_ids=positions, cache=cache,
+                     use_cache=True)
+        return torch.cat([first, rest.logits], dim=1)
+
+
+def pretrained_model(model: torch.nn.Module) -> PreTrainedModel:
+    """The transformers model inside a PEFT, DDP or DeepSpeed wrapper (or the model itself)."""
+    for module in model.modules():
+        if isinstance(module, PreTrainedModel):
+            return module
+    raise TypeError(f"{type(model).__name__} holds no transformers model")
+
+
+def _can_keep_cache(model: torch.nn.Module) -> bool:
+    """transformers' checkpointed layers drop the KV cache in a training forward with gradients."""
+    inner = pretrained_model(model)
+    return not (torch.is_grad_enabled() and inner.training and inner.is_activation_checkpointing)

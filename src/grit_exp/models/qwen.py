@@ -2,7 +2,8 @@
 
 The resized frame comes from the processor's `image_grid_thw` (grid x 14 px patches), so boxes map
 back to original pixels exactly. Forward passes get `mm_token_type_ids` (the prompt's, then zeros
-for the completion) so the model builds the same 3-D mRoPE positions as during generation.
+for the completion) so the model builds the same 3-D mRoPE positions as during generation; a forward
+in two parts (shared prompt, then completions) gets those positions explicitly.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from transformers import BatchFeature, PreTrainedModel, Qwen2_5_VLForConditional
 
 from grit_exp.data.schema import GritRow
 from grit_exp.grounding.frames import ImageGeometry
-from grit_exp.models.base import ModelAdapter, PromptBatch
+from grit_exp.models.base import ModelAdapter, PromptBatch, pretrained_model
 from grit_exp.models.processors import load_qwen_processor
 
 
@@ -45,6 +46,19 @@ class QwenAdapter(ModelAdapter):
         prompt_types = prompt.inputs["mm_token_type_ids"]
         zeros = torch.zeros_like(completion_ids, dtype=prompt_types.dtype)
         return {"mm_token_type_ids": torch.cat([prompt_types, zeros], dim=1)}
+
+    def continuation_positions(
+        self, model: torch.nn.Module, prompt: PromptBatch, length: int
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The prompt's 3-D mRoPE positions (the model's own `get_rope_index`, which needs no weights)
+        and those of the text that follows: each row's largest prompt position + 1, 2, ... on all 3 axes."""
+        inputs = prompt.inputs
+        positions, _ = pretrained_model(model).model.get_rope_index(
+            inputs["input_ids"], mm_token_type_ids=inputs["mm_token_type_ids"], image_grid_thw=inputs["image_grid_thw"],
+            attention_mask=inputs["attention_mask"])
+        start = positions.amax(dim=(0, 2)) + 1  # [rows]
+        following = start[:, None] + torch.arange(length, device=positions.device)
+        return positions, following.unsqueeze(0).expand(3, -1, -1)
 
     def parameter_groups(self, model: PreTrainedModel) -> dict[str, list[torch.nn.Parameter]]:
         visual = model.model.visual

@@ -1,15 +1,17 @@
-"""HF `generate` rollouts: G sampled completions per prompt, images processed once per prompt.
+"""Rollouts from a transformers model: G completions per prompt, each prompt (and image) processed once.
 
 Returns token ids, a mask of the real completion tokens (through the first EOS), decoded texts and
 the prompts' image geometry, trimmed to the longest real completion of the batch (never padded to
 max_new_tokens). It does not score or train.
 
-`generate` runs with a `GenerationConfig` built from the config tree (`rollout/generation.py`) and
-the adapter's token ids, and while it runs the model's own `generation_config` (read from the
-checkpoint's generation_config.json) is set aside: `generate` fills every unset field from it, so a
-checkpoint's `repetition_penalty: 1.05` would otherwise stay on silently. Stop strings are matched
-by token ids (`rollout/stop_strings.py`, HF's rule at a fraction of the cost of its criterion), and
-the KV cache is written in place (`rollout/kv_cache.py`) instead of concatenated at every token.
+Tokens come from grit-exp's decode loop (`rollout/decode.py`: the tokens HF `generate` would give,
+without its repeated prefills and finished rows), greedy or from per-completion seeds
+(`rollout/seeded_sampling.py`), with the settings of the config tree only (`rollout/generation.py`;
+a checkpoint's generation_config.json, e.g. `repetition_penalty: 1.05`, plays no part). Stop strings
+are matched by token ids (`rollout/stop_strings.py`, HF's rule at a fraction of the cost of its
+criterion), and the KV cache is written in place (`rollout/kv_cache.py`). `generation_config` and
+`only_these_settings` run HF `generate` with the same settings: the reference the tests and
+benchmarks compare the loop against.
 """
 
 from __future__ import annotations
@@ -20,12 +22,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
-from transformers import GenerationConfig, LogitsProcessorList, PreTrainedModel, StoppingCriteriaList
+from transformers import GenerationConfig, PreTrainedModel, StoppingCriteriaList
 
 from grit_exp.data.schema import GritRow
-from grit_exp.models.base import ModelAdapter, PromptBatch
+from grit_exp.models.base import ModelAdapter, PromptBatch, pretrained_model
+from grit_exp.rollout.decode import decode, greedy_tokens
 from grit_exp.rollout.generation import generation_settings
-from grit_exp.rollout.kv_cache import in_place_cache
 from grit_exp.rollout.seeded_sampling import PerRowSeededSampler
 from grit_exp.rollout.stop_strings import StopStringsByTokenIds
 
@@ -48,21 +50,11 @@ class Rollout:
     def select(self, index: slice) -> Rollout:
         """A contiguous slice of completions (for micro-batches), with only their image rows, trimmed to
         its own longest completion (not the batch's)."""
-        rows = range(len(self.rows))[index]
-        slices = self.prompt.image_slices[index]
-        start, end = slices[0][0], slices[-1][1]
-        keys = {k: v[index] for k, v in self.prompt.inputs.items() if torch.is_tensor(v) and k != "pixel_values"}
-        keys["pixel_values"] = self.prompt.inputs["pixel_values"][start:end]
-        prompt = PromptBatch(
-            type(self.prompt.inputs)(keys),
-            self.prompt.geometries[index],
-            self.prompt.user_texts[index],
-            [(a - start, b - start) for a, b in slices],
-        )
+        rows = list(range(len(self.rows))[index])
         mask = self.completion_mask[index]
         longest = int(mask.sum(1).max()) if mask.numel() else 0
-        return Rollout(prompt, [self.rows[i] for i in rows], self.completion_ids[index][:, :longest], mask[:, :longest],
-                       self.texts[index])
+        return Rollout(self.prompt.take(rows), [self.rows[i] for i in rows], self.completion_ids[index][:, :longest],
+                       mask[:, :longest], self.texts[index])
 
 
 def completion_mask(ids: torch.Tensor, eos_token_ids: list[int]) -> torch.Tensor:
@@ -72,19 +64,11 @@ def completion_mask(ids: torch.Tensor, eos_token_ids: list[int]) -> torch.Tensor
     return (~seen_before).long()
 
 
-def _generating_model(model: torch.nn.Module) -> PreTrainedModel:
-    """The transformers model whose `generate` runs (inside a PEFT or DDP wrapper, if any)."""
-    for module in model.modules():
-        if isinstance(module, PreTrainedModel):
-            return module
-    raise TypeError(f"{type(model).__name__} holds no transformers model to generate with")
-
-
 @contextmanager
 def only_these_settings(model: torch.nn.Module, config: GenerationConfig) -> Iterator[None]:
     """Make `config` the model's generation config while generating, so `generate` merges nothing
     from the checkpoint's generation_config.json into it."""
-    target = _generating_model(model)
+    target = pretrained_model(model)
     saved = target.generation_config
     target.generation_config = config
     try:
@@ -129,30 +113,27 @@ class HFRollout:
         judge_ahead: JudgeAhead | None = None,
     ) -> Rollout:
         """`completion_seeds` (one per completion): sample each completion from its own seed
-        (`rollout/seeded_sampling.py`), so that results do not depend on batch layout or process count.
+        (`rollout/seeded_sampling.py`), so that results do not depend on batch layout or process count;
+        without them a sampled rollout draws its seeds from torch's global generator.
         `judge_ahead`: judge rows as they finish (`rollout/judge_overlap.py`)."""
         device = next(model.parameters()).device
-        prompt = self.adapter.build_prompt_batch(rows, user_texts).repeat_interleave(num_generations).to(device)
+        prompts = self.adapter.build_prompt_batch(rows, user_texts).to(device)
+        choose = greedy_tokens
+        if not greedy:
+            if completion_seeds is None:
+                completion_seeds = torch.randint(2**63 - 1, (len(rows) * num_generations,)).tolist()
+            choose = PerRowSeededSampler(completion_seeds, float(self.cfg.temperature), int(self.cfg.top_k),
+                                         float(self.cfg.top_p), device).draw
+        observers = [judge_ahead.observer(prompts.prompt_length)] if judge_ahead is not None else []
         was_training = model.training
         model.eval()
-        config = self.generation_config(greedy or completion_seeds is not None)
-        processors = LogitsProcessorList()
-        if completion_seeds is not None and not greedy:
-            processors.append(PerRowSeededSampler(
-                completion_seeds, float(self.cfg.temperature), int(self.cfg.top_k), float(self.cfg.top_p), device))
-        criteria = self.stop_criteria
-        if judge_ahead is not None:
-            criteria = StoppingCriteriaList([*criteria, judge_ahead.observer(prompt.prompt_length)])
         try:
-            with only_these_settings(model, config):
-                # synced_gpus=False: the engine hands over whole (under ZeRO-3: gathered) weights, so
-                # processes may generate different numbers of batches and tokens without lock-step
-                sequences = model.generate(**prompt.inputs, generation_config=config, logits_processor=processors,
-                                           stopping_criteria=criteria, synced_gpus=False,
-                                           past_key_values=in_place_cache(int(config.max_new_tokens)))
+            ids = decode(model, pretrained_model(model), prompts.inputs, num_generations, int(self.cfg.max_new_tokens),
+                         choose, self.adapter.eos_token_ids, self.adapter.pad_token_id,
+                         self.adapter.suppressed_token_ids, stop_rules=list(self.stop_criteria), observers=observers)
         finally:
             model.train(was_training)
-        ids = sequences[:, prompt.prompt_length :]
+        prompt = prompts.repeat_interleave(num_generations)
         mask = completion_mask(ids, self.adapter.eos_token_ids)
         if self.adapter.pad_token_id is not None and self.adapter.pad_token_id not in self.adapter.eos_token_ids:
             mask = mask * (ids != self.adapter.pad_token_id).long()  # rows finished by a stop string

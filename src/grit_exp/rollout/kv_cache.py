@@ -7,8 +7,10 @@ does neither: each layer keeps a buffer with room for the prompt plus `max_new_t
 new keys / values into it, and hands attention a view of the filled part only, so attention sees
 exactly the tensors the dynamic cache would (same values, same length: the same tokens come out).
 
-Left out: beam search and cache cropping (`generate`'s sampling and greedy paths use neither; those
-calls fall back to a compacted copy), sliding-window layers (none in the supported models).
+Selecting or repeating rows (`batch_select_indices`, `batch_repeat_interleave`) keeps each row's
+room, so a prompt's cache can be expanded to its completions and finished rows dropped mid-decode.
+Left out: beam search and cache cropping (the decode loop uses neither; those calls fall back to a
+compacted copy), sliding-window layers (none in the supported models).
 """
 
 from __future__ import annotations
@@ -62,12 +64,18 @@ class InPlaceLayer(DynamicLayer):
             self._adopt()
 
     def batch_repeat_interleave(self, repeats: int) -> None:
-        super().batch_repeat_interleave(repeats)
-        self._adopt()
+        if self.is_initialized:
+            self._keys = self._keys.repeat_interleave(repeats, dim=0)
+            self._values = self._values.repeat_interleave(repeats, dim=0)
+            self.keys, self.values = self._keys[..., : self.length, :], self._values[..., : self.length, :]
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
-        super().batch_select_indices(indices)
-        self._adopt()
+        """Keep (or repeat) these rows, with their room: a prompt's cache expanded to its G completions,
+        finished rows dropped from the decode batch (`rollout/decode.py`)."""
+        if self.is_initialized:
+            self._keys = self._keys.index_select(0, indices.to(self._keys.device))
+            self._values = self._values.index_select(0, indices.to(self._values.device))
+            self.keys, self.values = self._keys[..., : self.length, :], self._values[..., : self.length, :]
 
     def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
         super().reorder_cache(beam_idx)

@@ -8,10 +8,11 @@ completion index), and samples with the Gumbel-max trick from its own `torch.Gen
 argmax(logits / T + Gumbel noise) is an exact draw from softmax(logits / T). No library offers
 per-row generators inside `generate`, hence this module.
 
-It runs as the last logits processor of a *greedy* `generate`: it applies temperature, top-k and
-top-p itself (HF's own warpers would come after any custom processor), adds the row's noise, and
-leaves only the drawn token finite, so greedy decoding picks it. Suppressed tokens are already
--inf when it runs (HF's SuppressTokens processor comes first).
+It applies temperature, top-k and top-p itself, adds the row's noise and takes the argmax
+(`draw`, used by grit-exp's decode loop, `rollout/decode.py`). As a logits processor it runs last in
+a *greedy* HF `generate` (HF's own warpers would come after any custom processor) and leaves only the
+drawn token finite, so greedy decoding picks it (the TRL benchmark hands it to TRL that way).
+Suppressed tokens are already -inf when it runs.
 """
 
 from __future__ import annotations
@@ -56,14 +57,20 @@ class PerRowSeededSampler(LogitsProcessor):
             generator.manual_seed(seed)
             self.generators.append(generator)
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        if scores.shape[0] != len(self.generators):
-            raise ValueError(f"{scores.shape[0]} rows in the batch but {len(self.generators)} seeds")
+    def draw(self, scores: torch.Tensor, rows: list[int]) -> torch.Tensor:
+        """The next token of each row of `scores` ([len(rows), vocab]); row i is completion `rows[i]`,
+        drawn from that completion's generator (so a decode batch may hold any subset of completions)."""
         logits = filter_top_k_top_p(scores.float() / self.temperature, self.top_k, self.top_p)
         uniform = torch.stack([
-            torch.rand(logits.shape[-1], generator=g, device=logits.device) for g in self.generators
+            torch.rand(logits.shape[-1], generator=self.generators[row], device=logits.device) for row in rows
         ])
         gumbel = -torch.log(-torch.log(uniform.clamp(min=1e-20, max=1.0 - 1e-7)))
-        drawn = (logits + gumbel).argmax(-1, keepdim=True)
+        return (logits + gumbel).argmax(-1)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        """As the last logits processor of a greedy HF `generate`: only the drawn token stays finite."""
+        if scores.shape[0] != len(self.generators):
+            raise ValueError(f"{scores.shape[0]} rows in the batch but {len(self.generators)} seeds")
+        drawn = self.draw(scores, list(range(scores.shape[0]))).unsqueeze(-1)
         out = torch.full_like(scores, float("-inf"))
         return out.scatter(-1, drawn, 0.0)
