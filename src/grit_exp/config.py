@@ -144,8 +144,20 @@ class JudgeConfig:
 
 
 @dataclass
+class VLLMRolloutConfig:
+    """rollout=vllm: the colocated engine of each training process (grit_exp.rollout.vllm)."""
+
+    gpu_memory_utilization: float = 0.3  # share of the GPU the engine takes (weights + KV cache); the rest trains
+    kv_cache_memory_bytes: int | None = None  # an exact KV-cache size instead (required on CPU, e.g. 67108864)
+    max_model_len: int | None = None  # prompt + completion tokens; null: the model's maximum
+    max_num_seqs: int | None = None  # sequences decoded at once; null: vLLM's default
+    enforce_eager: bool = False  # true: no CUDA graphs / torch.compile (faster start, slower decode)
+    sleep: bool = True  # GPU only: offload the engine's weights and free its KV cache during the update
+
+
+@dataclass
 class RolloutConfig:
-    kind: str = "hf"  # "hf" | "replay"
+    kind: str = "hf"  # "hf" | "vllm" | "replay"
     temperature: float = 0.9
     top_k: int = 50
     top_p: float = 1.0
@@ -155,6 +167,8 @@ class RolloutConfig:
     path: str | None = None
     image_root: str | None = None
     on_error: str = "raise"
+    # vllm only
+    vllm: VLLMRolloutConfig = field(default_factory=VLLMRolloutConfig)
 
 
 @dataclass
@@ -343,7 +357,7 @@ ENUMERATED_VALUES: dict[str, tuple[str, ...]] = {
     "model.dtype": DTYPES,
     "model.attn_implementation": ATTN_IMPLEMENTATIONS,
     "dataset.on_error": ("raise", "skip"),
-    "rollout.kind": ("hf", "replay"),
+    "rollout.kind": ("hf", "vllm", "replay"),
     "rollout.on_error": ("raise", "skip"),
     "algorithm.name": ("grpo", "dr_grpo", "dapo", "sft"),
     "algorithm.scale_rewards": ("group", "batch", "none"),
@@ -355,15 +369,32 @@ ENUMERATED_VALUES: dict[str, tuple[str, ...]] = {
     "cluster.backend": ("auto", "nccl", "gloo"),
     "logger.kind": ("jsonl", "wandb"),
 }
+# Values valid only in a training config (one with `trainer`): vLLM generates training's rollouts;
+# evaluate and infer generate with HF.
+TRAINING_ONLY_VALUES: dict[str, tuple[str, ...]] = {"rollout.kind": ("vllm",)}
 _ABSENT = object()
 
 
 def check_enumerated_values(cfg: DictConfig) -> None:
     """ConfigError for the first key of ENUMERATED_VALUES whose value is not one of its valid values."""
+    training = OmegaConf.select(cfg, "trainer", default=_ABSENT) is not _ABSENT
     for key, valid in ENUMERATED_VALUES.items():
         value = OmegaConf.select(cfg, key, default=_ABSENT)
         if value is not _ABSENT and value is not None:
+            if not training:
+                valid = tuple(v for v in valid if v not in TRAINING_ONLY_VALUES.get(key, ()))
             _one_of(key, value, valid)
+
+
+def _validate_vllm_rollout(c: Any) -> None:
+    v = c.rollout.vllm
+    if "model" in c and c.model.family != "qwen2_5_vl":
+        raise ConfigError(f"rollout=vllm supports model.family='qwen2_5_vl' (got {c.model.family!r}); use rollout=hf")
+    if not 0 < v.gpu_memory_utilization <= 1:
+        raise ConfigError(f"rollout.vllm.gpu_memory_utilization={v.gpu_memory_utilization} must be in (0, 1]")
+    for key in ("kv_cache_memory_bytes", "max_model_len", "max_num_seqs"):
+        if getattr(v, key) is not None and getattr(v, key) < 1:
+            raise ConfigError(f"rollout.vllm.{key}={getattr(v, key)} must be >= 1 (or null)")
 
 
 def validate_groups(cfg: DictConfig) -> None:
@@ -384,6 +415,8 @@ def validate_groups(cfg: DictConfig) -> None:
     if "rollout" in c:
         if c.rollout.kind == "replay" and not c.rollout.path:
             raise ConfigError("rollout.kind=replay needs rollout.path=FILE.jsonl (recorded completions)")
+        if c.rollout.kind == "vllm":
+            _validate_vllm_rollout(c)
     if "reward" in c:
         _validate_reward_terms(c)
 

@@ -29,7 +29,7 @@ from grit_exp.errors import GritError
 from grit_exp.evaluation.runner import evaluate_model
 from grit_exp.judge import build_judge
 from grit_exp.models import build_adapter
-from grit_exp.rollout.hf import HFRollout
+from grit_exp.rollout.factory import build_rollout
 from grit_exp.training import checkpoint as ckpt
 from grit_exp.training import distributed
 from grit_exp.training.engine import TrainingEngine, apply_cluster_env
@@ -175,8 +175,8 @@ def run_training(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]
     scheduler = build_scheduler(optimizer, cfg.trainer)
     policy, optimizer = engine.prepare(policy, optimizer)
     sampler = PromptSampler(len(train_rows), cfg.seed)
-    modules = StepModules(adapter, policy, reference, HFRollout(adapter, cfg.rollout), judge, optimizer, scheduler,
-                          cfg, engine)
+    rollout = build_rollout(adapter, cfg.rollout, cfg.seed)  # hf or vllm
+    modules = StepModules(adapter, policy, reference, rollout, judge, optimizer, scheduler, cfg, engine)
 
     start_step = 0
     if resume_from is not None:
