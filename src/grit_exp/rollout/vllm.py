@@ -187,6 +187,17 @@ class VLLMRollout:
         log.info("vLLM engine for %s built (rank %s)", self.adapter.path, os.environ["RANK"])
         return llm
 
+    def close(self) -> None:
+        """Shut the engine down while the process group it shares still exists (the training engine
+        destroys it at the end; vLLM's own teardown at exit would then fail on every rank). vLLM's
+        teardown destroys the group itself."""
+        if self._llm is not None:
+            self._llm.llm_engine.engine_core.shutdown()
+            self._llm = None
+        if self._scratch is not None:
+            self._scratch.cleanup()
+            self._scratch = None
+
     def _allowed_token_ids(self) -> list[int]:
         suppressed = set(self.adapter.suppressed_token_ids)
         return [i for i in range(len(self.adapter.tokenizer)) if i not in suppressed]
