@@ -172,6 +172,17 @@ class RolloutConfig:
 
 
 @dataclass
+class DynamicSamplingConfig:
+    """DAPO's dynamic sampling (grit_exp.training.dynamic_sampling): groups whose G rewards are all equal
+    (zero advantage, no gradient) are dropped, and further rounds of trainer.prompts_per_step prompts are
+    drawn and rolled out until the step has trainer.prompts_per_step groups with reward spread or
+    max_rounds rounds were generated; then it trains on the groups it has. Off in the paper's recipe."""
+
+    enabled: bool = False
+    max_rounds: int = 4  # generation rounds per step at most (1: only drop, never draw more prompts)
+
+
+@dataclass
 class AlgorithmConfig:
     name: str = MISSING  # "grpo" | "dr_grpo" | "dapo" | "sft"
     num_generations: int = 4
@@ -186,6 +197,7 @@ class AlgorithmConfig:
     # Temperature of the log-probs in the ratio and KL: "sampling" divides logits by rollout.temperature
     # (the policy that was sampled, as TRL does); "one" uses raw logits (the released GRIT code).
     logprob_temperature: str = "sampling"
+    dynamic_sampling: DynamicSamplingConfig = field(default_factory=DynamicSamplingConfig)
 
 
 @dataclass
@@ -443,6 +455,14 @@ def validate(cfg: DictConfig, world_size: int = 1) -> None:
         raise ConfigError(f"algorithm.beta={c.algorithm.beta} must be >= 0")
     if c.algorithm.num_iterations < 1:
         raise ConfigError(f"algorithm.num_iterations={c.algorithm.num_iterations} must be >= 1")
+    dynamic = c.algorithm.dynamic_sampling
+    if dynamic.max_rounds < 1:
+        raise ConfigError(f"algorithm.dynamic_sampling.max_rounds={dynamic.max_rounds} must be >= 1")
+    if dynamic.enabled and c.algorithm.name == "sft":
+        raise ConfigError(
+            "algorithm.dynamic_sampling.enabled=true filters GRPO groups by reward spread; algorithm=sft has no "
+            "groups: set it false or choose algorithm=grpo, dr_grpo or dapo"
+        )
     t = c.trainer
     if t.prompts_per_step % world_size != 0:
         raise ConfigError(
