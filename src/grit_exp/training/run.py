@@ -10,6 +10,7 @@ before/after table of the evaluation metrics and writes `reward_curve.png` into 
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -210,17 +211,26 @@ def run_training(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]
         logger.log(0, {f"init/{k.removeprefix('eval/')}": v for k, v in untrained_metrics.items()}, force=True)
     if start_step == 0 and cfg.trainer.eval_on_start and eval_sets:
         evaluate(0)
-    for step in range(start_step + 1, cfg.trainer.max_steps + 1):
+
+    def draw_round(drawn: list[list]) -> list:
+        """This process's prompts of one round (`trainer.prompts_per_step` from the sampler), kept in `drawn`."""
         indices = sampler.next_indices(cfg.trainer.prompts_per_step)[rank * per_process : (rank + 1) * per_process]
-        rows = [train_rows[i] for i in indices]
-        seen = distributed.all_gather_object([r.key for r in rows])
-        if main:
-            with (run_dir / "sampled_prompts.jsonl").open("a") as f:
-                f.write(json.dumps({"step": step, "keys": [k for keys in seen for k in keys]}) + "\n")
+        drawn.append([train_rows[i] for i in indices])
+        return drawn[-1]
+
+    for step in range(start_step + 1, cfg.trainer.max_steps + 1):
+        drawn: list[list] = []  # one list per round: dynamic sampling (algorithm.dynamic_sampling) draws more
+        rows = draw_round(drawn)
         if is_sft:
             metrics = sft_step(modules, rows)
         else:
-            metrics = grpo_step(modules, rows, step, first_prompt_index=rank * per_process)
+            metrics = grpo_step(modules, rows, step, first_prompt_index=rank * per_process,
+                                draw_round=functools.partial(draw_round, drawn))
+        seen = [k for round_rows in drawn for keys in distributed.all_gather_object([r.key for r in round_rows])
+                for k in keys]
+        if main:
+            with (run_dir / "sampled_prompts.jsonl").open("a") as f:
+                f.write(json.dumps({"step": step, "keys": seen}) + "\n")
         metrics = distributed.average_metrics(metrics)
         logger.log(step, metrics)
         logger.progress(step, metrics)
