@@ -70,6 +70,14 @@ def _micro_weight(aggregation: str, mb: Rollout, seqs_per_process: float, global
     return mb.completion_ids.shape[0] / seqs_per_process
 
 
+def _padding_batch(rollout: Rollout, num_generations: int) -> Rollout:
+    """A whole group of `rollout` (the one with its longest completion), for a zero-weight pass: it runs
+    the model as often as a real micro-batch does (`completion_logprobs`: a shared prompt and more than
+    one completion token take two forward passes, a single completion one)."""
+    g = int(rollout.completion_mask.sum(1).argmax()) // num_generations
+    return rollout.select(slice(g * num_generations, (g + 1) * num_generations))
+
+
 @torch.no_grad()
 def _logprobs(m: StepModules, model: torch.nn.Module, batches: list[Rollout]) -> list[torch.Tensor]:
     parts = []
@@ -209,10 +217,10 @@ def grpo_step(m: StepModules, rows: list[GritRow], step: int, first_prompt_index
     # built once, shared by the reference, old-policy and policy passes; each trimmed to its own longest completion
     batches = [rollout.select(sl) for sl in slices]
     advantages = [adv.values[local][sl] for sl in slices] if adv is not None else []
-    # A process with fewer kept groups runs zero-weight passes on one completion, so that every process
-    # runs the same number of forward/backward passes (DDP's all-reduce, ZeRO-3's gathers).
+    # A process with fewer kept groups runs zero-weight passes, so that every process runs the same
+    # number of forward/backward passes (DDP's buffer broadcasts and all-reduce, ZeRO-3's gathers).
     padding = n_micro - len(batches) if train_rewards.numel() else 0
-    batches += [rounds[0].rollout.select(slice(0, 1))] * padding
+    batches += [_padding_batch(rounds[0].rollout, G)] * padding
     advantages += [torch.zeros(1)] * padding
     ref_logp = _reference_logprobs(m, batches) if alg.beta != 0 and batches else None
     t_ref = time.perf_counter()
