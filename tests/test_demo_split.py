@@ -17,8 +17,10 @@ TINY_MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml") if "tin
 
 # `make train`'s values (conf/demo/cpu_train.yaml; chosen in benchmarks/README.md "GRPO on the CPU demo")
 DEMO_TRAINER = dict(max_steps=20, prompts_per_step=16, micro_batch_size=16, learning_rate=1e-4, lr_scheduler="constant",
-                    warmup_steps=0, eval_every=10, save_every=10, keep_last=2, warm_start_sft_steps=100,
-                    warm_start_learning_rate=1e-3, eval_sampled_k=4)
+                    warmup_steps=0, eval_every=10, save_every=10, keep_last=2, warm_start_sft_steps=500,
+                    warm_start_batch_size=16, warm_start_learning_rate=1e-3, eval_sampled_k=4)
+# the demo's data (conf/demo/cpu_data.yaml), for training and evaluation: "How many red squares?" only
+DEMO_DATA = dict(kind_weights=[1.0, 0.0, 0.0], count_targets=1, num_val=120)
 DEMO_ALGORITHM = dict(num_generations=8, beta=0.04, loss_aggregation="token_mean")
 # grit.md section 4 (paper / released code)
 PAPER_TRAINER = dict(max_steps=200, prompts_per_step=32, learning_rate=2e-6, lr_scheduler="cosine", warmup_steps=0,
@@ -44,6 +46,7 @@ def test_a_real_model_alone_gets_the_paper_values(model):
     assert cfg.demo_values is None
     assert {k: cfg.trainer[k] for k in PAPER_TRAINER} == PAPER_TRAINER
     assert {k: cfg.rollout[k] for k in PAPER_ROLLOUT} == PAPER_ROLLOUT
+    assert list(cfg.dataset.synthetic.kind_weights) == [0.6, 0.2, 0.2] and cfg.dataset.synthetic.count_targets == 9
     assert (cfg.algorithm.num_generations, cfg.algorithm.beta) == (4, 0.01)
     assert cfg.algorithm.loss_aggregation == "seq_mean_token_mean" and cfg.trainer.eval_sampled_k == 0
     validate(cfg)
@@ -59,7 +62,10 @@ def test_the_demo_keeps_its_values(model):
     assert {k: cfg.trainer[k] for k in DEMO_TRAINER} == DEMO_TRAINER
     assert {k: cfg.algorithm[k] for k in DEMO_ALGORITHM} == DEMO_ALGORITHM
     assert cfg.rollout.max_new_tokens == 128 and cfg.rollout.temperature == 1.0
-    assert compose_entry("eval", [f"model={model}"]).rollout.max_new_tokens == 96
+    eval_cfg = compose_entry("eval", [f"model={model}"])
+    assert eval_cfg.rollout.max_new_tokens == 96
+    for entry in (cfg, eval_cfg):
+        assert {k: entry.dataset.synthetic[k] for k in DEMO_DATA} == DEMO_DATA
 
 
 def test_experiments_and_the_command_line_still_win_over_the_demo():
