@@ -217,11 +217,12 @@ def grpo_step(m: StepModules, rows: list[GritRow], step: int, first_prompt_index
     # built once, shared by the reference, old-policy and policy passes; each trimmed to its own longest completion
     batches = [rollout.select(sl) for sl in slices]
     advantages = [adv.values[local][sl] for sl in slices] if adv is not None else []
-    # A process with fewer kept groups runs zero-weight passes, so that every process runs the same
-    # number of forward/backward passes (DDP's buffer broadcasts and all-reduce, ZeRO-3's gathers).
+    # A process with fewer kept groups runs zero-weight passes up to the usual number of micro-batches:
+    # the engine steps the optimizer after that many, and every process must run as many forward and
+    # backward passes (DDP's buffer broadcasts and all-reduce, ZeRO-3's parameter gathers).
     padding = n_micro - len(batches) if train_rewards.numel() else 0
     batches += [_padding_batch(rounds[0].rollout, G)] * padding
-    advantages += [torch.zeros(1)] * padding
+    advantages += [torch.zeros(G)] * padding
     ref_logp = _reference_logprobs(m, batches) if alg.beta != 0 and batches else None
     t_ref = time.perf_counter()
     old_logp = _logprobs(m, m.policy, batches) if alg.num_iterations > 1 and batches else None
