@@ -28,7 +28,10 @@ def setup(request, grit_cache, tiny_model_paths):
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="train", overrides=[f"model={request.param}", "dataset.synthetic.num_train=8",
                                                       "dataset.synthetic.num_val=2", f"rollout.max_new_tokens={MAX_NEW}",
-                                                      "rollout.stop_strings=[]"])
+                                                      "rollout.stop_strings=[]",
+                                                      # the mixed questions (the demo's data asks one): prompts of different lengths
+                                                      "dataset.synthetic.kind_weights=[0.6,0.2,0.2]",
+                                                      "dataset.synthetic.count_targets=9"])
     rows, _ = load_dataset_splits(cfg.dataset, cfg.seed)
     adapter = build_adapter(cfg.model)
     model = adapter.load_model("cpu").eval()
