@@ -13,7 +13,7 @@ from grit_exp.models.base import ModelAdapter
 
 
 def build_rollout(adapter: ModelAdapter, rollout_cfg: Any, seed: int = 0) -> Any:
-    """An object with `generate(model, rows, user_texts, ...) -> Rollout` and `settings(greedy)`."""
+    """An object with `generate(model, rows, user_texts, ...) -> Rollout`, `settings(greedy)` and `close()`."""
     if rollout_cfg.kind == "hf":
         from grit_exp.rollout.hf import HFRollout
 

@@ -92,6 +92,9 @@ class HFRollout:
                 [StopStringsByTokenIds(self.adapter.tokenizer, stop_strings)] if stop_strings else [])
         return self._stop_criteria
 
+    def close(self) -> None:
+        """Nothing to release (the rollout interface: a vLLM rollout shuts its engine down here)."""
+
     def settings(self, greedy: bool) -> dict[str, Any]:
         """The effective generation settings (config tree + the tokenizer's ids), for metadata."""
         return {**generation_settings(self.cfg, greedy), **self.adapter.generation_kwargs()}

@@ -242,8 +242,7 @@ def run_training(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]
     logger.close()
     summary = summarize_run(run_dir) if main else {}
     summary["reference_model_built"] = reference is not None
-    if hasattr(rollout, "close"):  # a vLLM engine leaves before the process group it shares
-        rollout.close()
+    rollout.close()  # a vLLM engine leaves before the process group it shares
     engine.shutdown()
     return summary
 
