@@ -110,8 +110,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from grit_exp.models import build_adapter
     from grit_exp.models.tiny import ensure_tiny_model
     from grit_exp.rollout.hf import HFRollout
-    from grit_exp.training.engine import TrainingEngine
-    from grit_exp.training.grpo import StepModules, grpo_step
+    from grit_exp.cluster.engine import TrainingEngine
+    from grit_exp.algorithm.grpo import StepModules, grpo_step
     from grit_exp.training.run import accumulation_steps, build_scheduler
 
     started = time.perf_counter()

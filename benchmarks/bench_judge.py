@@ -38,7 +38,7 @@ import openai
 from grit_exp.judge import JudgeRequest, build_judge_prompt, parse_score_released
 from grit_exp.judge.cache import JudgeCache
 from grit_exp.judge.openai_judge import OpenAIJudge
-from grit_exp.judge.secrets import SecretStr
+from grit_exp.api_keys import SecretStr
 
 logger = logging.getLogger("bench_judge")
 README = Path(__file__).with_name("README.md")
@@ -91,7 +91,7 @@ class ServerProcess:
 
 @contextlib.contextmanager
 def server_process(latency_ms: float) -> Iterator[ServerProcess]:
-    command = [sys.executable, "-m", "grit_exp.judge.fake_server", "--latency-ms", str(latency_ms)]
+    command = [sys.executable, "-m", "grit_exp.testing.fake_judge_server", "--latency-ms", str(latency_ms)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         assert process.stdout is not None
@@ -223,7 +223,7 @@ def write_readme_section(
             "## Judge throughput",
             "",
             f"`python benchmarks/bench_judge.py` (run by `make bench`): {args.answers} answers judged against the "
-            f"local fake judge server (`python -m grit_exp.judge.fake_server`, in its own process, "
+            f"local fake judge server (`python -m grit_exp.testing.fake_judge_server`, in its own process, "
             f"{args.latency_ms:g} ms latency per request). The baseline sends one request at a time with a "
             "synchronous client, as the released GRIT code did. `OpenAIJudge` keeps at most `judge.concurrency` "
             "requests in flight; each of its runs starts with a fresh sqlite cache and includes building the "

@@ -2,7 +2,7 @@
 
 The GRPO benchmark's work (`grpo_setup.py`: warm start, 8 prompts x G=4, up to 128 tokens) with the
 `grit_paper` rewards judged by `OpenAIJudge` (concurrency 32, no cache) against the fake server in its
-own process (`python -m grit_exp.judge.fake_server`, 50 ms per request). The learning rate is 0, so
+own process (`python -m grit_exp.testing.fake_judge_server`, 50 ms per request). The learning rate is 0, so
 every repetition of a step generates the same completions and asks the same questions; each step
 runs once judging as rows finish (`rollout/judge_overlap.py`) and once judging after generation,
 alternating which goes first. Reports the medians of rollout + reward seconds and of the step.
@@ -43,8 +43,8 @@ def main() -> int:
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "1")))
     from grit_exp.judge import build_judge
     from grit_exp.rollout.hf import HFRollout
-    from grit_exp.training.engine import TrainingEngine
-    from grit_exp.training.grpo import StepModules, grpo_step
+    from grit_exp.cluster.engine import TrainingEngine
+    from grit_exp.algorithm.grpo import StepModules, grpo_step
     from grit_exp.training.run import build_scheduler
 
     os.environ.setdefault("OPENAI_API_KEY", "bench-key")

@@ -129,7 +129,7 @@ class JudgeConfig:
     base_url: str | None = None  # e.g. http://localhost:8000/v1 (vLLM); null: api.openai.com / AZURE_OPENAI_ENDPOINT
     model: str = "gpt-4o"  # for Azure: the deployment name
     # null (read OPENAI_API_KEY, or AZURE_OPENAI_API_KEY with api_type=azure) or exactly "${oc.env:VAR}".
-    # A literal key is refused (grit_exp.judge.secrets): it would be saved in .hydra/*.yaml.
+    # A literal key is refused (grit_exp.api_keys): it would be saved in .hydra/*.yaml.
     api_key: str | None = None
     api_type: str = "openai"  # "openai" | "azure"
     api_version: str | None = None  # Azure only; null: OPENAI_API_VERSION
@@ -173,7 +173,7 @@ class RolloutConfig:
 
 @dataclass
 class DynamicSamplingConfig:
-    """DAPO's dynamic sampling (grit_exp.training.dynamic_sampling): groups whose G rewards are all equal
+    """DAPO's dynamic sampling (grit_exp.algorithm.dynamic_sampling): groups whose G rewards are all equal
     (zero advantage, no gradient) are dropped, and further rounds of trainer.prompts_per_step prompts are
     drawn and rolled out until the step has trainer.prompts_per_step groups with reward spread or
     max_rounds rounds were generated; then it trains on the groups it has. Off in the paper's recipe."""
@@ -225,7 +225,7 @@ class SlurmConfig:
 
 @dataclass
 class ClusterConfig:
-    """Where and how the processes of one job train (grit_exp.training.engine). The number of
+    """Where and how the processes of one job train (grit_exp.cluster.engine). The number of
     processes comes from the launcher (torchrun, accelerate launch, SLURM tasks), not from here."""
 
     name: str = MISSING
@@ -508,7 +508,7 @@ def to_plain(cfg: DictConfig) -> dict[str, Any]:
     """The resolved config as plain Python containers (for W&B and samples), secrets scrubbed.
 
     Resolving turns `judge.api_key: ${oc.env:VAR}` into the key itself, so scrubbing is not optional."""
-    from grit_exp.judge.secrets import scrub_secrets
+    from grit_exp.api_keys import scrub_secrets
 
     return scrub_secrets(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[return-value]
 

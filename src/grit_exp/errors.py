@@ -41,7 +41,7 @@ def run_log_files() -> list[Path]:
 
 def report_user_error(error: BaseException, entry: str) -> None:
     """Write the error as one line into the run's log file(s) and onto stderr (naming the log file)."""
-    from grit_exp.judge.secrets import redact  # light: stdlib + omegaconf
+    from grit_exp.api_keys import redact  # light: stdlib + omegaconf
 
     message = redact(one_line(str(error)))
     root = logging.getLogger()

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from grit_exp.config import register_configs
-from grit_exp.sweep import silence_launcher_schema_warning
+from grit_exp.cluster.sweep import silence_launcher_schema_warning
 
 CONF_DIR = Path(os.environ.get("GRIT_EXP_CONF", Path(__file__).resolve().parents[2] / "conf"))
 

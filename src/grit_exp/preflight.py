@@ -8,7 +8,7 @@ some ways a config reaches Hydra. `preflight` composes the config exactly as `hy
 command-line parser, search path, config name and overrides, through Hydra's own `Hydra` object),
 then, before anything is printed or written:
 
-- refuses literal secrets (`grit_exp.judge.secrets.find_literal_secrets`) in the composed config and
+- refuses literal secrets (`grit_exp.api_keys.find_literal_secrets`) in the composed config and
   in the raw overrides, for every way: command line, experiment file, saved config, `--cfg job|hydra|all`,
   `--info`, and `--multirun` (every job of the sweep is composed, as Hydra's sweeper would);
 - runs the entry point's validation (`--cfg` / `--info`: the enumerated values only, so an incomplete
@@ -49,7 +49,7 @@ def _compose_error(error: Exception) -> PreflightError:
 
 
 def _check_secrets(cfg: DictConfig, where: str) -> None:
-    from grit_exp.judge.secrets import HOW_TO_GIVE_A_KEY, find_literal_secrets
+    from grit_exp.api_keys import HOW_TO_GIVE_A_KEY, find_literal_secrets
 
     problems = find_literal_secrets(cfg)
     if problems:
@@ -94,7 +94,7 @@ def preflight(
     try:
         _preflight(entry_main, config_name, config_path, validate, list(sys.argv[1:] if argv is None else argv))
     except GritError as error:
-        from grit_exp.judge.secrets import redact
+        from grit_exp.api_keys import redact
 
         if full_tracebacks():
             raise
@@ -165,7 +165,7 @@ def _preflight(
             try:
                 validate(job_cfg)
             except GritError as error:
-                from grit_exp.judge.secrets import redact
+                from grit_exp.api_keys import redact
 
                 # one invalid point must not stop the others: it runs, fails with this line, and the
                 # sweep summary lists it as failed (a literal secret or a broken override still stops all)

@@ -8,7 +8,7 @@ Collects every metrics.json under DIRS (evaluate runs, training runs' eval/step_
 folders) with the config saved next to it, prints the Table 1 layout as Markdown (ours, the paper's
 number and Δ per row, the judge of each row, footnotes on conventions) and a table of every dataset.
 With --out it also writes table1.{md,csv,tex} (per --format), all_datasets.md and curve PNGs drawn
-from each run's metrics.jsonl. A multirun folder with a sweep_summary.json (grit_exp.sweep) also gets
+from each run's metrics.jsonl. A multirun folder with a sweep_summary.json (grit_exp.cluster.sweep) also gets
 its sweep table, and the paper's Table 3 ablation next to it for that sweep (sweeps.md with --out).
 A plain argparse CLI, not Hydra: it reads runs, it configures none.
 Left out: computing metrics (grit_exp.evaluate does that; the report never re-scores).

@@ -10,7 +10,7 @@ from pathlib import Path
 from PIL import Image
 
 from grit_exp.evaluation.runner import run_evaluation
-from grit_exp.judge.fake_server import FakeJudgeServer
+from grit_exp.testing.fake_judge_server import FakeJudgeServer
 
 
 def write_replay(folder: Path) -> Path:

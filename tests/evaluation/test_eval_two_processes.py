@@ -13,7 +13,7 @@ import pytest
 from eval_replay_fixture import LINES, replay_overrides, write_fixture
 
 from grit_exp.evaluation.runner import merge_records, run_evaluation, shard_batches
-from grit_exp.judge.fake_server import FakeJudgeServer
+from grit_exp.testing.fake_judge_server import FakeJudgeServer
 
 ROOT = Path(__file__).resolve().parents[2]
 

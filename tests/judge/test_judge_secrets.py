@@ -14,9 +14,9 @@ from omegaconf import OmegaConf
 
 from grit_exp.config import ConfigError, JudgeConfig
 from grit_exp.judge import build_judge, validate_judge_config
-from grit_exp.judge.fake_server import FakeJudgeServer
+from grit_exp.testing.fake_judge_server import FakeJudgeServer
 from grit_exp.judge.openai_judge import OpenAIJudge
-from grit_exp.judge.secrets import (
+from grit_exp.api_keys import (
     MASK,
     LiteralSecretError,
     RedactingFilter,
@@ -175,7 +175,7 @@ hydra:
     subdir: ${{hydra.job.num}}
   callbacks:
     refuse_literal_secrets:
-      _target_: grit_exp.judge.secrets.RefuseLiteralSecrets
+      _target_: grit_exp.api_keys.RefuseLiteralSecrets
 """
 
 
@@ -257,7 +257,7 @@ def test_key_from_the_environment_lands_in_no_written_file(tmp_path) -> None:
 
 def test_scrub_secrets_cleans_a_resolved_config(monkeypatch) -> None:
     from grit_exp.config import to_plain
-    from grit_exp.judge.secrets import scrub_secrets
+    from grit_exp.api_keys import scrub_secrets
 
     key = a_key()
     monkeypatch.setenv("MY_JUDGE_VAR", key)  # a name that does not look like a credential's

@@ -9,8 +9,8 @@ import pytest
 
 from grit_exp.judge import JudgeConfigError, JudgeRequest
 from grit_exp.judge.cache import JudgeCache
-from grit_exp.judge.fake_server import FakeJudgeServer, Fault, FaultKind
-from grit_exp.judge.secrets import SecretStr
+from grit_exp.testing.fake_judge_server import FakeJudgeServer, Fault, FaultKind
+from grit_exp.api_keys import SecretStr
 
 QUESTION = "\nQuestion: How many chairs are there? First, think between <think> and </think> ..."
 
@@ -160,7 +160,7 @@ def test_fake_server_runs_as_a_program_with_stats_endpoints(make_judge) -> None:
     import sys
     import urllib.request
 
-    command = [sys.executable, "-m", "grit_exp.judge.fake_server", "--latency-ms", "1"]
+    command = [sys.executable, "-m", "grit_exp.testing.fake_judge_server", "--latency-ms", "1"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         base_url = process.stdout.readline().strip()

@@ -18,7 +18,7 @@ from grit_exp.grounding.boxes import parse_boxes
 from grit_exp.models import build_adapter
 from grit_exp.models.base import GROUNDING_TOKENS
 from grit_exp.rollout.hf import HFRollout
-from grit_exp.training.sft import sft_step_loss
+from grit_exp.algorithm.sft import sft_step_loss
 
 GROUNDING = {
     "tiny_qwen2_5_vl": ["<|object_ref_start|>", "<|object_ref_end|>", "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>"],

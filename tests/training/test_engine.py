@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 from grit_exp.config import ConfigError, validate
 from grit_exp.hydra_app import CONF_DIR
-from grit_exp.training.engine import REPO_ROOT, deepspeed_config, resolve_mixed_precision
+from grit_exp.cluster.engine import REPO_ROOT, deepspeed_config, resolve_mixed_precision
 from grit_exp.training.run import build_scheduler, run_training
 
 SMALL = ["dataset.synthetic.num_train=8", "dataset.synthetic.num_val=2", "trainer.prompts_per_step=2",
@@ -123,7 +123,7 @@ def test_bf16_compute_keeps_fp32_masters_so_small_updates_are_not_lost(tmp_path,
 
 
 def test_logprob_temperature_option(tmp_path):
-    from grit_exp.training.grpo import logprob_temperature
+    from grit_exp.algorithm.grpo import logprob_temperature
 
     assert logprob_temperature(compose_train("rollout.temperature=0.9")) == 0.9
     assert logprob_temperature(compose_train("rollout.temperature=0.9", "algorithm.logprob_temperature=one")) == 1.0
@@ -154,7 +154,7 @@ def test_grpo_scores_completions_at_the_chosen_temperature(grit_cache, tiny_mode
     from grit_exp.data.reader import load_dataset_splits
     from grit_exp.models import build_adapter
     from grit_exp.rollout.hf import HFRollout
-    from grit_exp.training.grpo import _logprobs
+    from grit_exp.algorithm.grpo import _logprobs
 
     base = ["dataset.synthetic.num_train=8", "dataset.synthetic.num_val=2", "rollout.max_new_tokens=6",
             "rollout.temperature=0.5", "rollout.stop_strings=[]"]

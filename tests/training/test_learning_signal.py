@@ -16,8 +16,8 @@ from grit_exp.judge import build_judge
 from grit_exp.models import build_adapter
 from grit_exp.rewards import REWARD_TERMS, TERM_OPTIONS, reward_term
 from grit_exp.rollout.hf import HFRollout
-from grit_exp.training.engine import TrainingEngine
-from grit_exp.training.grpo import StepModules, grpo_step
+from grit_exp.cluster.engine import TrainingEngine
+from grit_exp.algorithm.grpo import StepModules, grpo_step
 from grit_exp.training.run import build_scheduler, run_training
 
 

@@ -1,1 +1,2 @@
-"""Cluster glue that is not the training engine: the SLURM -> torch.distributed environment mapping."""
+"""The `cluster` config group's code: the training engine (accelerate + DeepSpeed), the collectives every
+process uses, the SLURM environment mapping and Hydra multirun sweeps (`sweep/`)."""

@@ -43,7 +43,7 @@ from grit_exp.evaluation.items import EvalItem, dedup_items
 from grit_exp.evaluation.pictures import choose_pictured, picture_name, sample_picture
 from grit_exp.evaluation.samples import Completed, MemoJudge, score_samples
 from grit_exp.evaluation.settings import EvalOptions
-from grit_exp.training import distributed
+from grit_exp.cluster import collectives as distributed
 
 log = logging.getLogger("grit_exp.evaluate")
 

@@ -15,7 +15,7 @@ from typing import Any
 from grit_exp.config import ConfigError
 from grit_exp.judge.base import Judge, JudgeConfigError
 from grit_exp.judge.rules import RulesJudge
-from grit_exp.judge.secrets import (
+from grit_exp.api_keys import (
     LiteralSecretError,
     SecretStr,
     check_api_key_setting,

@@ -96,7 +96,7 @@ class OpenAIVisionJudge:
         self,
         *,
         model: str,
-        api_key: Any,  # grit_exp.judge.secrets.SecretStr
+        api_key: Any,  # grit_exp.api_keys.SecretStr
         base_url: str | None = None,
         api_type: str = "openai",
         api_version: str | None = None,
@@ -151,7 +151,7 @@ class OpenAIVisionJudge:
     async def _choose_one(self, client: Any, semaphore: asyncio.Semaphore, request: VisionChoiceRequest) -> VisionChoiceResult:
         import openai
 
-        from grit_exp.judge.secrets import redact
+        from grit_exp.api_keys import redact
 
         body = {
             "model": self.model,

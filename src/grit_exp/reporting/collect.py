@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.json"
 CURVES_FILE = "metrics.jsonl"
-SWEEP_SUMMARY_FILE = "sweep_summary.json"  # written at the end of a multirun (grit_exp.sweep.summary)
+SWEEP_SUMMARY_FILE = "sweep_summary.json"  # written at the end of a multirun (grit_exp.cluster.sweep.summary)
 CONFIG_FILE = Path(".hydra") / "config.yaml"
 STEP_DIR = re.compile(r"^step_(\d+)$")
 PRUNED_DIRS = {"checkpoints", "images", "__pycache__"}  # never hold results; can be large

@@ -1,6 +1,6 @@
 """Sweeps in the report: each sweep's summary, and the paper's ablations next to a sweep's results.
 
-`render_sweeps` gives, per sweep directory, its sweep_summary table (grit_exp.sweep.summary) and,
+`render_sweeps` gives, per sweep directory, its sweep_summary table (grit_exp.cluster.sweep.summary) and,
 for a Table 3 sweep (counting data x r_count, InternVL3-2B), the comparison with the paper. A sweep launched from `experiment=ablation_internvl3_2b_counting` has one job per arm (dataset
 grit20 or grit20_vsr, reward.weights.count 1 or 0). `table3_rows` places each completed job of such a
 sweep summary in its arm and averages its final evaluation into in-domain (the training sets' own
@@ -8,7 +8,7 @@ benchmarks: VSR, TallyQA) and out-of-domain (GQA, MathVista, MME, OVDEval) ACC a
 the paper's numbers where the paper reports the arm. The paper does not list which sets it averaged;
 this split is the toolkit's reading and is printed with the table. The data-scaling study
 (`ablation_qwen2_5_vl_3b_data_scaling`) is a figure in the paper: no numbers to compare with.
-Left out: finding sweeps (collect.py), writing summaries (grit_exp.sweep) and Table 1 (table1.py).
+Left out: finding sweeps (collect.py), writing summaries (grit_exp.cluster.sweep) and Table 1 (table1.py).
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def render_table3(rows: list[dict[str, Any]]) -> str:
 
 def render_sweeps(sweep_dirs: Sequence[Path], paper: bool = True) -> str:
     """Markdown for every sweep: its summary table, then Table 3 against the paper when the sweep has its arms."""
-    from grit_exp.sweep.summary import read_summary, render_markdown
+    from grit_exp.cluster.sweep.summary import read_summary, render_markdown
 
     parts = []
     for sweep_dir in sweep_dirs:

@@ -5,7 +5,7 @@ Every logged step is one JSON object in `<run>/metrics.jsonl` with stable key na
 W&B runs offline unless WANDB_MODE says otherwise; the config it receives is the resolved config
 with secrets removed (keys never reach W&B); its id is kept in `<run>/wandb_id.txt`, so a resumed or
 requeued run continues the same W&B run (inside a sweep: named after the job's overrides, grouped by
-the sweep directory, grit_exp.sweep.job_record); `log_samples` logs evaluated samples as a table with
+the sweep directory, grit_exp.cluster.sweep.job_record); `log_samples` logs evaluated samples as a table with
 their pictures (boxes drawn and numbered) next to the completions. Only rank 0 writes. Each step's
 progress line also goes through `logging` (INFO), so Hydra's job logging keeps it in <run>/train.log.
 """
@@ -57,7 +57,7 @@ class RunLogger:
         if enabled and logger_cfg.kind == "wandb":
             import wandb
 
-            from grit_exp.sweep.job_record import wandb_identity
+            from grit_exp.cluster.sweep.job_record import wandb_identity
 
             mode = os.environ.get("WANDB_MODE", logger_cfg.mode)
             self.wandb_run = wandb.init(

@@ -29,7 +29,7 @@ from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
 from omegaconf import OmegaConf
 
-from grit_exp.sweep import silence_launcher_schema_warning
+from grit_exp.cluster.sweep import silence_launcher_schema_warning
 
 log = logging.getLogger(__name__)
 silence_launcher_schema_warning()  # this module is imported again inside every job, when submitit unpickles it

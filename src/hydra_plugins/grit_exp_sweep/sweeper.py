@@ -1,5 +1,5 @@
 """Hydra's basic sweeper, except that every point runs whatever happens to the others, and the sweep
-ends with `<sweep dir>/sweep_summary.{json,md}` (grit_exp.sweep.summary), also logged.
+ends with `<sweep dir>/sweep_summary.{json,md}` (grit_exp.cluster.sweep.summary), also logged.
 
 Why not a callback's `on_multirun_end`: Hydra's BasicSweeper re-raises the first failed job right
 after its batch, so `on_multirun_end` never runs for a sweep with a failure, which is the sweep whose
@@ -78,8 +78,8 @@ class SummarizingSweeper(BasicSweeper):
         return Path(str(job_cfg.hydra.sweep.dir)) / str(job_cfg.hydra.sweep.subdir)
 
     def _summarize(self, sweep_dir: Path, jobs: list[tuple[int, list[str], JobReturn]]) -> None:
-        from grit_exp.sweep.job_record import describe_error, finish_job_record, read_job_record
-        from grit_exp.sweep.summary import SweepJob, final_metrics, render_markdown, write_summary
+        from grit_exp.cluster.sweep.job_record import describe_error, finish_job_record, read_job_record
+        from grit_exp.cluster.sweep.summary import SweepJob, final_metrics, render_markdown, write_summary
 
         entries = []
         for num, overrides, ret in jobs:

@@ -15,8 +15,8 @@ import math
 import pytest
 import torch
 
-from grit_exp.policy.advantages import advantages_from_rewards
-from grit_exp.policy.losses import aggregate, k3_kl, policy_loss, sft_loss
+from grit_exp.algorithm.advantages import advantages_from_rewards
+from grit_exp.algorithm.losses import aggregate, k3_kl, policy_loss, sft_loss
 
 LN2 = math.log(2.0)
 

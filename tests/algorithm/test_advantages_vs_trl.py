@@ -1,4 +1,4 @@
-"""`grit_exp.policy.advantages.advantages_from_rewards` against TRL's own advantage computation.
+"""`grit_exp.algorithm.advantages.advantages_from_rewards` against TRL's own advantage computation.
 
 Method: TRL computes advantages inline in `GRPOTrainer._generate_and_score_completions` (trl 1.16),
 so that method is driven whole, unbound, with a small stand-in `self`: text-only string prompts, no
@@ -23,7 +23,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from grit_exp.policy.advantages import advantages_from_rewards
+from grit_exp.algorithm.advantages import advantages_from_rewards
 
 GRPOTrainer = pytest.importorskip(
     "trl.trainer.grpo_trainer", reason="trl is a test-only dependency"

@@ -1,4 +1,4 @@
-"""`grit_exp.policy.losses.policy_loss` against TRL's own GRPO loss, used as an oracle.
+"""`grit_exp.algorithm.losses.policy_loss` against TRL's own GRPO loss, used as an oracle.
 
 Method: TRL's own code is driven, not re-derived. `GRPOTrainer._compute_loss` (trl 1.16) is called
 unbound with a small stand-in `self` that carries exactly the attributes that method reads; its
@@ -30,7 +30,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from grit_exp.policy.losses import policy_loss
+from grit_exp.algorithm.losses import policy_loss
 
 GRPOTrainer = pytest.importorskip(
     "trl.trainer.grpo_trainer", reason="trl is a test-only dependency"

@@ -18,7 +18,7 @@ It also plays the vision judge of the consistency metric (`grit_exp.judge.vision
 user message holds images and the paper's consistency prompt is answered by `vision_fn(reasoning,
 images)` (PNG bytes, in order; default: "Image 0"); faults keyed by the reasoning text apply to it.
 
-As a program (for dry runs): `python -m grit_exp.judge.fake_server --port 8000 --latency-ms 50`.
+As a program (for dry runs): `python -m grit_exp.testing.fake_judge_server --port 8000 --latency-ms 50`.
 
 Left out: streaming, tools, other endpoints, real tokenisation.
 """
@@ -419,7 +419,7 @@ def _user_images(messages: list[dict[str, Any]]) -> list[bytes]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """`python -m grit_exp.judge.fake_server --port 8000 --latency-ms 50`: serve until interrupted.
+    """`python -m grit_exp.testing.fake_judge_server --port 8000 --latency-ms 50`: serve until interrupted.
 
     Point a dry run at it with `judge=openai judge.base_url=<printed URL> OPENAI_API_KEY=anything`.
     """

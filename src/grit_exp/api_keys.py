@@ -247,7 +247,7 @@ class RefuseLiteralSecrets(Callback):
         hydra:
           callbacks:
             refuse_literal_secrets:
-              _target_: grit_exp.judge.secrets.RefuseLiteralSecrets
+              _target_: grit_exp.api_keys.RefuseLiteralSecrets
     """
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:

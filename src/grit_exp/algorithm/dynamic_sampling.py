@@ -30,7 +30,7 @@ import torch
 from grit_exp.data.schema import GritRow
 from grit_exp.models.base import ModelAdapter
 from grit_exp.rollout.hf import Rollout
-from grit_exp.training import distributed
+from grit_exp.cluster import collectives as distributed
 
 
 def groups_with_spread(rewards: torch.Tensor, num_generations: int) -> list[bool]:
