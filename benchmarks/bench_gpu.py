@@ -103,6 +103,8 @@ def peak_tflops(device: torch.device, given: float | None) -> float | None:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from hydra import compose, initialize_config_dir
 
+    from grit_exp.algorithm.grpo import StepModules, grpo_step
+    from grit_exp.cluster.engine import TrainingEngine
     from grit_exp.config import validate
     from grit_exp.data.reader import load_dataset_splits
     from grit_exp.hydra_app import CONF_DIR
@@ -110,8 +112,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from grit_exp.models import build_adapter
     from grit_exp.models.tiny import ensure_tiny_model
     from grit_exp.rollout.hf import HFRollout
-    from grit_exp.cluster.engine import TrainingEngine
-    from grit_exp.algorithm.grpo import StepModules, grpo_step
     from grit_exp.training.run import accumulation_steps, build_scheduler
 
     started = time.perf_counter()

@@ -35,10 +35,10 @@ from pathlib import Path
 
 import openai
 
+from grit_exp.api_keys import SecretStr
 from grit_exp.judge import JudgeRequest, build_judge_prompt, parse_score_released
 from grit_exp.judge.cache import JudgeCache
 from grit_exp.judge.openai_judge import OpenAIJudge
-from grit_exp.api_keys import SecretStr
 
 logger = logging.getLogger("bench_judge")
 README = Path(__file__).with_name("README.md")

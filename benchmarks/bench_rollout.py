@@ -48,9 +48,10 @@ def main() -> int:
     from transformers import LogitsProcessorList
 
     from grit_exp.data.prompts import build_user_text
-    from grit_exp.rollout.hf import HFRollout, completion_mask, only_these_settings
+    from grit_exp.rollout.hf import HFRollout, only_these_settings
     from grit_exp.rollout.kv_cache import in_place_cache
     from grit_exp.rollout.seeded_sampling import PerRowSeededSampler
+    from grit_exp.rollout.types import completion_mask
 
     cfg = grpo_setup.compose_cfg()
     adapter, rows, start = grpo_setup.prepare(cfg)

@@ -54,9 +54,9 @@ def compose_cfg(*extra: str) -> Any:
 
 def prepare(cfg: Any) -> tuple[Any, list, Path]:
     """(adapter, training rows, warm-start model directory), building and caching what is missing."""
+    from grit_exp.algorithm.sft import cached_warm_start
     from grit_exp.data.reader import load_dataset_splits
     from grit_exp.models import build_adapter
-    from grit_exp.algorithm.sft import cached_warm_start
 
     rows, _ = load_dataset_splits(cfg.dataset, cfg.seed)
     adapter = build_adapter(cfg.model)

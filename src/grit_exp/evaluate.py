@@ -17,10 +17,10 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from grit_exp.api_keys import install_log_redaction
 from grit_exp.errors import reported_user_errors
 from grit_exp.evaluation.settings import validate_eval_config
 from grit_exp.hydra_app import CONF_DIR
-from grit_exp.api_keys import install_log_redaction
 
 log = logging.getLogger("grit_exp.evaluate")
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from grit_exp.config import register_configs
 from grit_exp.cluster.sweep import silence_launcher_schema_warning
+from grit_exp.config import register_configs
 
 CONF_DIR = Path(os.environ.get("GRIT_EXP_CONF", Path(__file__).resolve().parents[2] / "conf"))
 

@@ -14,11 +14,11 @@ import os
 import hydra
 from omegaconf import DictConfig
 
+from grit_exp.api_keys import install_log_redaction
 from grit_exp.cluster.slurm_env import apply_slurm_env
 from grit_exp.config import validate
 from grit_exp.errors import reported_user_errors
 from grit_exp.hydra_app import CONF_DIR
-from grit_exp.api_keys import install_log_redaction
 
 log = logging.getLogger("grit_exp.train")
 

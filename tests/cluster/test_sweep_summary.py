@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from sweep_helpers import TINY, read_summary, run_sweep
 
-from grit_exp.report import write_report
-from grit_exp.reporting.sweeps import table3_rows
 from grit_exp.cluster.sweep.summary import SweepJob, final_metrics, write_summary
 from grit_exp.cluster.sweep.summary import read_summary as read_summary_file
+from grit_exp.report import write_report
+from grit_exp.reporting.sweeps import table3_rows
 
 
 def write_run(run: Path, records: list[dict]) -> Path:

@@ -13,8 +13,8 @@ from PIL import Image
 from grit_exp.evaluation.consistency import UNAVAILABLE_RULES, strip_coordinates
 from grit_exp.evaluation.pictures import MODEL_COLOR, view_scale
 from grit_exp.evaluation.runner import run_evaluation
-from grit_exp.testing.fake_judge_server import FakeJudgeServer, Fault, FaultKind
 from grit_exp.judge.vision import parse_image_choice
+from grit_exp.testing.fake_judge_server import FakeJudgeServer, Fault, FaultKind
 
 SIZE = (56, 28)  # Qwen grid [1, 2, 4] -> input 56 x 28: model boxes are original pixels
 MODEL_BOX = [2, 2, 20, 14]

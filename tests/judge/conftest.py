@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from grit_exp.testing.fake_judge_server import FakeJudgeServer
-from grit_exp.judge.openai_judge import OpenAIJudge
 from grit_exp.api_keys import SecretStr
+from grit_exp.judge.openai_judge import OpenAIJudge
+from grit_exp.testing.fake_judge_server import FakeJudgeServer
 
 FAST_RETRY = {"timeout_s": 2.0, "max_retries": 3}
 

@@ -12,10 +12,6 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from grit_exp.config import ConfigError, JudgeConfig
-from grit_exp.judge import build_judge, validate_judge_config
-from grit_exp.testing.fake_judge_server import FakeJudgeServer
-from grit_exp.judge.openai_judge import OpenAIJudge
 from grit_exp.api_keys import (
     MASK,
     LiteralSecretError,
@@ -26,6 +22,10 @@ from grit_exp.api_keys import (
     find_literal_secrets,
     redact,
 )
+from grit_exp.config import ConfigError, JudgeConfig
+from grit_exp.judge import build_judge, validate_judge_config
+from grit_exp.judge.openai_judge import OpenAIJudge
+from grit_exp.testing.fake_judge_server import FakeJudgeServer
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -256,8 +256,8 @@ def test_key_from_the_environment_lands_in_no_written_file(tmp_path) -> None:
 
 
 def test_scrub_secrets_cleans_a_resolved_config(monkeypatch) -> None:
-    from grit_exp.config import to_plain
     from grit_exp.api_keys import scrub_secrets
+    from grit_exp.config import to_plain
 
     key = a_key()
     monkeypatch.setenv("MY_JUDGE_VAR", key)  # a name that does not look like a credential's

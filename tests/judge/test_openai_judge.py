@@ -7,10 +7,10 @@ import time
 
 import pytest
 
+from grit_exp.api_keys import SecretStr
 from grit_exp.judge import JudgeConfigError, JudgeRequest
 from grit_exp.judge.cache import JudgeCache
 from grit_exp.testing.fake_judge_server import FakeJudgeServer, Fault, FaultKind
-from grit_exp.api_keys import SecretStr
 
 QUESTION = "\nQuestion: How many chairs are there? First, think between <think> and </think> ..."
 

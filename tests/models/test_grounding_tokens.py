@@ -12,13 +12,13 @@ import torch
 from model_helpers import make_rows, model_cfg
 from omegaconf import OmegaConf
 
+from grit_exp.algorithm.sft import sft_step_loss
 from grit_exp.config import PromptConfig, RolloutConfig
 from grit_exp.data.schema import GoldChain
 from grit_exp.grounding.boxes import parse_boxes
 from grit_exp.models import build_adapter
 from grit_exp.models.base import GROUNDING_TOKENS
 from grit_exp.rollout.hf import HFRollout
-from grit_exp.algorithm.sft import sft_step_loss
 
 GROUNDING = {
     "tiny_qwen2_5_vl": ["<|object_ref_start|>", "<|object_ref_end|>", "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>"],

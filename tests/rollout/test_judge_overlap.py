@@ -9,16 +9,17 @@ import torch
 from hydra import compose, initialize_config_dir
 from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteriaList
 
+from grit_exp.api_keys import SecretStr
 from grit_exp.data.prompts import build_user_text
 from grit_exp.data.reader import load_dataset_splits
 from grit_exp.hydra_app import CONF_DIR
-from grit_exp.testing.fake_judge_server import FakeJudgeServer
 from grit_exp.judge.openai_judge import OpenAIJudge
-from grit_exp.api_keys import SecretStr
 from grit_exp.models import build_adapter
 from grit_exp.rewards import RewardContext, compute_rewards
-from grit_exp.rollout.hf import HFRollout, completion_mask, only_these_settings
+from grit_exp.rollout.hf import HFRollout, only_these_settings
 from grit_exp.rollout.judge_overlap import JudgeAhead, overlaps_generation
+from grit_exp.rollout.types import completion_mask
+from grit_exp.testing.fake_judge_server import FakeJudgeServer
 
 
 class ForceTokens(LogitsProcessor):

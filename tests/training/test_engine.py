@@ -12,9 +12,9 @@ import torch
 from hydra import compose, initialize_config_dir
 from safetensors.torch import load_file
 
+from grit_exp.cluster.engine import REPO_ROOT, deepspeed_config, resolve_mixed_precision
 from grit_exp.config import ConfigError, validate
 from grit_exp.hydra_app import CONF_DIR
-from grit_exp.cluster.engine import REPO_ROOT, deepspeed_config, resolve_mixed_precision
 from grit_exp.training.run import build_scheduler, run_training
 
 SMALL = ["dataset.synthetic.num_train=8", "dataset.synthetic.num_val=2", "trainer.prompts_per_step=2",
@@ -150,11 +150,11 @@ def test_grpo_scores_completions_at_the_chosen_temperature(grit_cache, tiny_mode
     import contextlib
     from types import SimpleNamespace
 
+    from grit_exp.algorithm.grpo import _logprobs
     from grit_exp.data.prompts import build_user_text
     from grit_exp.data.reader import load_dataset_splits
     from grit_exp.models import build_adapter
     from grit_exp.rollout.hf import HFRollout
-    from grit_exp.algorithm.grpo import _logprobs
 
     base = ["dataset.synthetic.num_train=8", "dataset.synthetic.num_val=2", "rollout.max_new_tokens=6",
             "rollout.temperature=0.5", "rollout.stop_strings=[]"]

@@ -8,6 +8,8 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
+from grit_exp.algorithm.grpo import StepModules, grpo_step
+from grit_exp.cluster.engine import TrainingEngine
 from grit_exp.config import validate
 from grit_exp.data.prompts import build_user_text
 from grit_exp.data.reader import load_dataset_splits
@@ -16,8 +18,6 @@ from grit_exp.judge import build_judge
 from grit_exp.models import build_adapter
 from grit_exp.rewards import REWARD_TERMS, TERM_OPTIONS, reward_term
 from grit_exp.rollout.hf import HFRollout
-from grit_exp.cluster.engine import TrainingEngine
-from grit_exp.algorithm.grpo import StepModules, grpo_step
 from grit_exp.training.run import build_scheduler, run_training
 
 

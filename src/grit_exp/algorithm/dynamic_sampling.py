@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 
 import torch
 
+from grit_exp.cluster import collectives as distributed
 from grit_exp.data.schema import GritRow
 from grit_exp.models.base import ModelAdapter
-from grit_exp.rollout.hf import Rollout
-from grit_exp.cluster import collectives as distributed
+from grit_exp.rollout.types import Rollout
 
 
 def groups_with_spread(rewards: torch.Tensor, num_generations: int) -> list[bool]:

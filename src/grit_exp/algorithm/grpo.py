@@ -24,17 +24,17 @@ from typing import Any
 
 import torch
 
+from grit_exp.algorithm.advantages import advantages_from_rewards
+from grit_exp.algorithm.dynamic_sampling import InformativeGroups, groups_with_spread, training_rollout
+from grit_exp.algorithm.losses import policy_loss
+from grit_exp.cluster.engine import TrainingEngine
 from grit_exp.data.prompts import build_user_text
 from grit_exp.data.schema import GritRow
 from grit_exp.models.base import ModelAdapter
-from grit_exp.algorithm.advantages import advantages_from_rewards
-from grit_exp.algorithm.losses import policy_loss
 from grit_exp.rewards import RewardBreakdown, RewardContext, compute_rewards
-from grit_exp.rollout.hf import HFRollout, Rollout
 from grit_exp.rollout.judge_overlap import JudgeAhead, overlaps_generation
 from grit_exp.rollout.seeded_sampling import completion_seed
-from grit_exp.algorithm.dynamic_sampling import InformativeGroups, groups_with_spread, training_rollout
-from grit_exp.cluster.engine import TrainingEngine
+from grit_exp.rollout.types import Rollout, RolloutEngine
 
 
 @dataclass
@@ -42,7 +42,7 @@ class StepModules:
     adapter: ModelAdapter
     policy: torch.nn.Module  # as prepared by the engine (DDP / DeepSpeed wrapper, or the bare model)
     reference: torch.nn.Module | None  # None: beta == 0, or LoRA (the base with adapters disabled)
-    rollout: HFRollout
+    rollout: RolloutEngine  # hf or vllm (rollout.kind)
     judge: Any
     optimizer: torch.optim.Optimizer
     scheduler: Any

@@ -22,11 +22,11 @@ from typing import Any
 import torch
 from transformers import get_scheduler
 
+from grit_exp.algorithm.losses import sft_loss
 from grit_exp.data.gold_chain import format_gold_chain
 from grit_exp.data.prompts import build_user_text
 from grit_exp.data.schema import GritRow
 from grit_exp.models.base import ModelAdapter
-from grit_exp.algorithm.losses import sft_loss
 
 log = logging.getLogger(__name__)
 

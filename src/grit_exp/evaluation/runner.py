@@ -33,6 +33,7 @@ from typing import Any
 import torch.distributed
 from tqdm.auto import tqdm
 
+from grit_exp.cluster import collectives as distributed
 from grit_exp.data.prompts import build_user_text
 from grit_exp.data.reader import SkipReport
 from grit_exp.data.schema import GritRow
@@ -43,7 +44,6 @@ from grit_exp.evaluation.items import EvalItem, dedup_items
 from grit_exp.evaluation.pictures import choose_pictured, picture_name, sample_picture
 from grit_exp.evaluation.samples import Completed, MemoJudge, score_samples
 from grit_exp.evaluation.settings import EvalOptions
-from grit_exp.cluster import collectives as distributed
 
 log = logging.getLogger("grit_exp.evaluate")
 
@@ -320,7 +320,7 @@ def evaluate_replay(
 def run_evaluation(cfg: Any, run_dir: Path) -> EvalResult:
     """The whole `python -m grit_exp.evaluate` job on a composed, validated conf/eval.yaml."""
     from grit_exp.judge import build_judge
-    from grit_exp.training.run_info import write_run_info
+    from grit_exp.run_info import write_run_info
 
     run_dir = Path(run_dir)
     already_initialized = torch.distributed.is_initialized()
@@ -357,7 +357,7 @@ def _run_model_evaluation(cfg: Any, run_dir: Path, judge: Any, options: EvalOpti
 
     from grit_exp.evaluation.items import load_eval_items
     from grit_exp.models import build_adapter
-    from grit_exp.training.run_info import write_run_info
+    from grit_exp.run_info import write_run_info
 
     torch.manual_seed(int(cfg.seed))
     if distributed.is_main():

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from grit_exp.cluster import collectives as distributed
 from grit_exp.data.prompts import build_user_text
 from grit_exp.evaluation.items import EvalItem
 from grit_exp.rollout.seeded_sampling import completion_seed
-from grit_exp.cluster import collectives as distributed
 
 EVAL_SAMPLING_STEP = -1  # the `step` of completion_seed for evaluation samples: never a training step
 

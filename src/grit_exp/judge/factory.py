@@ -12,9 +12,6 @@ import logging
 import os
 from typing import Any
 
-from grit_exp.config import ConfigError
-from grit_exp.judge.base import Judge, JudgeConfigError
-from grit_exp.judge.rules import RulesJudge
 from grit_exp.api_keys import (
     LiteralSecretError,
     SecretStr,
@@ -23,6 +20,9 @@ from grit_exp.api_keys import (
     raw_api_key,
     register_secret,
 )
+from grit_exp.config import ConfigError
+from grit_exp.judge.base import Judge, JudgeConfigError
+from grit_exp.judge.rules import RulesJudge
 
 logger = logging.getLogger(__name__)
 

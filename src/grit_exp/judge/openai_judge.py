@@ -42,10 +42,10 @@ from typing import Any
 
 import openai
 
+from grit_exp.api_keys import SecretStr, redact
 from grit_exp.judge.base import JudgeConfigError, JudgeRequest, JudgeResult, JudgeStats
 from grit_exp.judge.cache import JudgeCache, verdict_key
 from grit_exp.judge.prompt import JUDGE_PROMPT_VERSION, build_judge_prompt, parse_score
-from grit_exp.api_keys import SecretStr, redact
 
 logger = logging.getLogger(__name__)
 

@@ -18,50 +18,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
 from transformers import GenerationConfig, PreTrainedModel, StoppingCriteriaList
 
 from grit_exp.data.schema import GritRow
-from grit_exp.models.base import ModelAdapter, PromptBatch, pretrained_model
+from grit_exp.models.base import ModelAdapter, pretrained_model
 from grit_exp.rollout.decode import decode, greedy_tokens
 from grit_exp.rollout.generation import generation_settings
 from grit_exp.rollout.seeded_sampling import PerRowSeededSampler
 from grit_exp.rollout.stop_strings import StopStringsByTokenIds
+from grit_exp.rollout.types import Rollout, completion_mask
 
 if TYPE_CHECKING:
     from grit_exp.rollout.judge_overlap import JudgeAhead
-
-
-@dataclass
-class Rollout:
-    prompt: PromptBatch  # one entry per completion (prompts repeated G times)
-    rows: list[GritRow]  # one per completion
-    completion_ids: torch.Tensor  # [N, T]
-    completion_mask: torch.Tensor  # [N, T], 1 for real tokens (EOS included)
-    texts: list[str]
-
-    @property
-    def num_completion_tokens(self) -> list[int]:
-        return self.completion_mask.sum(1).tolist()
-
-    def select(self, index: slice) -> Rollout:
-        """A contiguous slice of completions (for micro-batches), with only their image rows, trimmed to
-        its own longest completion (not the batch's)."""
-        rows = list(range(len(self.rows))[index])
-        mask = self.completion_mask[index]
-        longest = int(mask.sum(1).max()) if mask.numel() else 0
-        return Rollout(self.prompt.take(rows), [self.rows[i] for i in rows], self.completion_ids[index][:, :longest],
-                       mask[:, :longest], self.texts[index])
-
-
-def completion_mask(ids: torch.Tensor, eos_token_ids: list[int]) -> torch.Tensor:
-    """1 for tokens up to and including the first EOS of each row, 0 after it."""
-    is_eos = torch.isin(ids, torch.tensor(eos_token_ids, device=ids.device))
-    seen_before = (is_eos.long().cumsum(1) - is_eos.long()) > 0
-    return (~seen_before).long()
 
 
 @contextmanager

@@ -101,7 +101,7 @@ class JudgeAhead:
         return _AnsweredJudge(self)
 
     def submit(self, rows: list[int], completion_ids: torch.Tensor) -> None:
-        from grit_exp.rollout.hf import completion_mask
+        from grit_exp.rollout.types import completion_mask
 
         mask = completion_mask(completion_ids, self.adapter.eos_token_ids)
         if self.adapter.pad_token_id is not None:

@@ -63,7 +63,7 @@ from grit_exp.config import ConfigError
 from grit_exp.data.schema import GritRow
 from grit_exp.models.base import ModelAdapter
 from grit_exp.rollout.generation import generation_settings
-from grit_exp.rollout.hf import Rollout
+from grit_exp.rollout.types import Rollout
 from grit_exp.rollout.weight_sync import push_weights
 
 if TYPE_CHECKING:

@@ -24,6 +24,10 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from grit_exp.algorithm.grpo import StepModules, grpo_step, micro_batches
+from grit_exp.algorithm.sft import cached_warm_start, sft_step_loss
+from grit_exp.cluster import collectives as distributed
+from grit_exp.cluster.engine import TrainingEngine, apply_cluster_env
 from grit_exp.config import to_plain, validate
 from grit_exp.data.reader import load_dataset_splits
 from grit_exp.errors import GritError
@@ -31,14 +35,10 @@ from grit_exp.evaluation.runner import evaluate_model
 from grit_exp.judge import build_judge
 from grit_exp.models import build_adapter
 from grit_exp.rollout.factory import build_rollout
+from grit_exp.run_info import write_run_info
 from grit_exp.training import checkpoint as ckpt
-from grit_exp.cluster import collectives as distributed
-from grit_exp.cluster.engine import TrainingEngine, apply_cluster_env
-from grit_exp.algorithm.grpo import StepModules, grpo_step, micro_batches
 from grit_exp.training.logger import RunLogger, truncate_metrics_after
-from grit_exp.training.run_info import write_run_info
 from grit_exp.training.sampler import PromptSampler
-from grit_exp.algorithm.sft import cached_warm_start, sft_step_loss
 from grit_exp.training.summary import summarize_run
 
 log = logging.getLogger("grit_exp.train")

@@ -1,0 +1,59 @@
+"""What a rollout gives the rest of the toolkit: the `Rollout` batch of completions, the mask of their real
+tokens, and `RolloutEngine`, the protocol that every rollout (`hf`, `vllm`) implements.
+
+Kept apart from the rollouts themselves so that the GRPO step, dynamic sampling and the judge overlap
+import the types without importing a rollout (and without import cycles).
+Left out: generating anything (`hf.py`, `vllm.py`), replaying recorded completions (`replay.py`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+import torch
+
+from grit_exp.data.schema import GritRow
+from grit_exp.models.base import PromptBatch
+
+if TYPE_CHECKING:
+    from grit_exp.rollout.judge_overlap import JudgeAhead
+
+
+@dataclass
+class Rollout:
+    prompt: PromptBatch  # one entry per completion (prompts repeated G times)
+    rows: list[GritRow]  # one per completion
+    completion_ids: torch.Tensor  # [N, T]
+    completion_mask: torch.Tensor  # [N, T], 1 for real tokens (EOS included)
+    texts: list[str]
+
+    @property
+    def num_completion_tokens(self) -> list[int]:
+        return self.completion_mask.sum(1).tolist()
+
+    def select(self, index: slice) -> Rollout:
+        """A contiguous slice of completions (for micro-batches), with only their image rows, trimmed to
+        its own longest completion (not the batch's)."""
+        rows = list(range(len(self.rows))[index])
+        mask = self.completion_mask[index]
+        longest = int(mask.sum(1).max()) if mask.numel() else 0
+        return Rollout(self.prompt.take(rows), [self.rows[i] for i in rows], self.completion_ids[index][:, :longest],
+                       mask[:, :longest], self.texts[index])
+
+
+class RolloutEngine(Protocol):
+    """G completions per prompt from the policy being trained (`rollout.kind`: hf or vllm)."""
+
+    def generate(self, model: torch.nn.Module, rows: list[GritRow], user_texts: list[str],
+                 num_generations: int = 1, greedy: bool = False, completion_seeds: list[int] | None = None,
+                 judge_ahead: JudgeAhead | None = None) -> Rollout: ...
+
+    def close(self) -> None: ...
+
+
+def completion_mask(ids: torch.Tensor, eos_token_ids: list[int]) -> torch.Tensor:
+    """1 for tokens up to and including the first EOS of each row, 0 after it."""
+    is_eos = torch.isin(ids, torch.tensor(eos_token_ids, device=ids.device))
+    seen_before = (is_eos.long().cumsum(1) - is_eos.long()) > 0
+    return (~seen_before).long()
