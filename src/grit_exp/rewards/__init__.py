@@ -1,9 +1,11 @@
 """Reward terms (a registry of pure functions), the GRIT presets' terms, and their weighted total.
 
 `REWARD_TERMS` maps a term name to its function; `compute_rewards` runs the terms of a
-`RewardConfig` over a batch. Nothing here imports torch.
+`RewardConfig` over a batch. Nothing here imports torch. The term modules are imported here, once
+(importing them registers their terms with the registry, which imports none of them).
 """
 
+from grit_exp.rewards import answer_terms, format_terms  # noqa: F401  (importing them registers their terms)
 from grit_exp.rewards.registry import (
     REWARD_TERMS,
     TERM_OPTIONS,

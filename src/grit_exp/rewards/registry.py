@@ -9,8 +9,9 @@ field's ``choices``. A term that needs the answer judge also registers a request
 driver (`total.compute_rewards`) then sends the requests of all such terms to the judge in one call
 and hands the results back through `RewardContext.judge_results`.
 
-This module is light (no torch, no judge import) because `grit_exp.config.validate` imports
-`REWARD_TERMS` from it; the term modules are imported at its end so the dict is complete.
+This module is light (no torch, no judge import) and imports no term module: each term module imports
+it and registers its terms; the package's `__init__` imports the term modules once, so any import of
+`grit_exp.rewards...` (this module included) sees the dict complete.
 
 Left out: the terms themselves (`format_terms.py`, `answer_terms.py`) and the weighted total (`total.py`).
 """
@@ -127,6 +128,3 @@ def check_term_options(term: str, options: Mapping[str, Any]) -> None:
         )
     parse_options(term, TERM_OPTIONS[term], options)
 
-
-# Registration happens on import of the term modules; they import nothing heavy.
-from grit_exp.rewards import answer_terms, format_terms  # noqa: E402,F401
