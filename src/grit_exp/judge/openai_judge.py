@@ -6,23 +6,16 @@ judge runs in its own daemon thread with one long-lived HTTP client (connections
 calls); `score` is synchronous and works from any thread, `ascore` awaits it from async code.
 Identical prompts of one call are sent once; cached verdicts are not sent at all.
 
-HTTP retries are the openai client's (`max_retries=judge.max_retries`): timeouts, dropped connections,
-HTTP 408 / 409 / 429 / 5xx, with its exponential backoff and jitter, honouring Retry-After /
-retry-after-ms. What the client cannot know is kept here: a 2xx reply that is not a chat completion
-or carries no score in [0, 1] is asked again, at most `max_retries` times; and at most `concurrency`
-requests are in flight. An answer still without a score is a failure (failed=True, score None),
-counted in `stats` and not cached. HTTP 401 / 403 / 404 raise `JudgeConfigError` at once: every
-answer would fail. `stats.requests` counts every HTTP request sent (the client's retries included,
-through the HTTP client's request hook).
+Sending is `judge/openai_client.py`'s `ChatClient`, shared with the vision judge: the openai client
+and its HTTP retries (`max_retries=judge.max_retries`: timeouts, dropped connections, HTTP 408 / 409
+/ 429 / 5xx, Retry-After honoured), a reply without a score in [0, 1] asked again (at most
+`max_retries` times), at most `concurrency` requests in flight. An answer still without a score is a
+failure (failed=True, score None), counted in `stats` and not cached. HTTP 401 / 403 / 404 raise
+`JudgeConfigError` at once: every answer would fail.
 
 Verdicts are cached (judge/cache.py) under `verdict_key`: endpoint, API type and version, model or
 deployment, temperature, max_tokens and the judge prompt version, so a verdict is reused only by a
 judge that would give it.
-
-Requests go through the client's generic `post("/chat/completions", cast_to=object)` (its documented
-way to send custom requests): same URL building (Azure deployments included), auth and error types
-as `chat.completions.create`, without building typed request/response models, which cost ~30% of
-the client's CPU time per request at high concurrency (measured with the benchmark).
 
 Left out: streaming, batch API, per-token cost accounting, the consistency (two-image) judge.
 """
@@ -31,45 +24,26 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import json
 import logging
 import os
 import threading
 import time
 import weakref
 from dataclasses import replace
-from typing import Any
 
-import openai
-
-from grit_exp.api_keys import SecretStr, redact
-from grit_exp.judge.base import JudgeConfigError, JudgeRequest, JudgeResult, JudgeStats
+from grit_exp.api_keys import SecretStr
+from grit_exp.judge.base import JudgeRequest, JudgeResult, JudgeStats
 from grit_exp.judge.cache import JudgeCache, verdict_key
+from grit_exp.judge.openai_client import ChatClient, effective_base_url
 from grit_exp.judge.prompt import JUDGE_PROMPT_VERSION, build_judge_prompt, parse_score
 
 logger = logging.getLogger(__name__)
-
-_CONFIGURATION_STATUS = (401, 403, 404)
-OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
-
-
-def effective_base_url(base_url: str | None, api_type: str) -> str:
-    """The endpoint the client will call: judge.base_url, else what the client itself would use."""
-    if base_url:
-        return base_url
-    if api_type == "azure":
-        return os.environ.get("AZURE_OPENAI_ENDPOINT", "")
-    return os.environ.get("OPENAI_BASE_URL") or OPENAI_DEFAULT_BASE_URL
 
 
 def _stop_loop_at_exit(judge_ref: weakref.ref[OpenAIJudge]) -> None:
     judge = judge_ref()
     if judge is not None:
         judge._stop_loop()
-
-
-class _NotAChatCompletion(Exception):
-    """A 2xx body that is not a chat completion (e.g. an HTML page from a proxy)."""
 
 
 class OpenAIJudge:
@@ -90,13 +64,12 @@ class OpenAIJudge:
         max_tokens: int = 64,
         cache: JudgeCache | None = None,
     ) -> None:
-        if api_type not in ("openai", "azure"):
-            raise JudgeConfigError(f"judge.api_type={api_type!r} is not valid; choose 'openai' or 'azure'")
-        if api_type == "azure" and (not base_url or not api_version):
-            raise JudgeConfigError(
-                "judge.api_type=azure needs an endpoint (judge.base_url or AZURE_OPENAI_ENDPOINT) and an "
-                "API version (judge.api_version or OPENAI_API_VERSION)"
-            )
+        self.stats = JudgeStats()
+        self._chat = ChatClient(
+            role="judge", model=model, api_key=api_key, base_url=base_url, api_type=api_type,
+            api_version=api_version, concurrency=concurrency, timeout_s=timeout_s, max_retries=max_retries,
+            stats=self.stats,
+        )
         self.model = model
         self.base_url = base_url
         self.api_type = api_type
@@ -112,14 +85,10 @@ class OpenAIJudge:
             base_url=effective_base_url(base_url, api_type), api_type=api_type, model=model, api_version=api_version,
             temperature=temperature, max_tokens=max_tokens, prompt_version=JUDGE_PROMPT_VERSION,
         )
-        self.stats = JudgeStats()
-        self._api_key = api_key
-        self._prompts_sent = 0  # first requests; stats.retries = stats.requests - this
         self._warned_running_loop = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
         self._loop_pid: int | None = None
-        self._client: openai.AsyncOpenAI | None = None
 
     def __repr__(self) -> str:
         return (
@@ -168,13 +137,12 @@ class OpenAIJudge:
         """Close the HTTP client and stop the loop thread (a later `score` starts them again)."""
         loop, self._loop = self._loop, None
         if loop is not None and self._loop_pid == os.getpid():
-            if self._client is not None:
-                asyncio.run_coroutine_threadsafe(self._client.close(), loop).result(timeout=10)
+            asyncio.run_coroutine_threadsafe(self._chat.aclose(), loop).result(timeout=10)
             loop.call_soon_threadsafe(loop.stop)
             if self._loop_thread is not None:
                 self._loop_thread.join(timeout=10)
             loop.close()
-        self._client = None
+        self._chat.client = None
 
     # -- the judge's own event loop --------------------------------------------------------------
 
@@ -187,7 +155,8 @@ class OpenAIJudge:
             loop = asyncio.new_event_loop()
             thread = threading.Thread(target=loop.run_forever, name=f"judge-loop-{self.name}", daemon=True)
             thread.start()
-            self._loop, self._loop_thread, self._loop_pid, self._client = loop, thread, os.getpid(), None
+            self._loop, self._loop_thread, self._loop_pid = loop, thread, os.getpid()
+            self._chat.client = None  # a client made before a fork belongs to the parent
             atexit.register(_stop_loop_at_exit, weakref.ref(self))  # close connections cleanly at exit
         return self._loop
 
@@ -213,115 +182,16 @@ class OpenAIJudge:
 
     # -- sending ---------------------------------------------------------------------------------
 
-    async def _count_request(self, request: Any) -> None:
-        self.stats.requests += 1  # every HTTP request, the client's own retries included
-
-    def _make_client(self) -> openai.AsyncOpenAI:
-        common: dict[str, Any] = {
-            "api_key": self._api_key.get_secret_value(),
-            "max_retries": self.max_retries,  # the client retries timeouts, drops, 408/409/429/5xx (Retry-After)
-            "timeout": self.timeout_s,
-            # aiohttp transport: about half the client CPU per request of the default httpx one,
-            # which is what bounds throughput at high concurrency (benchmarks/README.md)
-            "http_client": openai.DefaultAioHttpClient(
-                timeout=self.timeout_s, event_hooks={"request": [self._count_request]}
-            ),
-        }
-        if self.api_type == "azure":
-            return openai.AsyncAzureOpenAI(
-                azure_endpoint=self.base_url, api_version=self.api_version, **common
-            )
-        return openai.AsyncOpenAI(base_url=self.base_url, **common)
-
     async def _send_all(self, prompts: list[str]) -> list[JudgeResult]:
-        if self._client is None:
-            self._client = self._make_client()
-        semaphore = asyncio.Semaphore(self.concurrency)
-        tasks = [
-            asyncio.create_task(self._judge_prompt(self._client, semaphore, prompt)) for prompt in prompts
-        ]
-        try:
-            return list(await asyncio.gather(*tasks))
-        except BaseException:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
+        def cache_verdict(index: int, value: float, raw: str | None) -> None:
+            if self.cache is not None:
+                self.cache.put(self.verdict_key, prompts[index], value, raw or "")
 
-    async def _judge_prompt(
-        self, client: openai.AsyncOpenAI, semaphore: asyncio.Semaphore, prompt: str
-    ) -> JudgeResult:
-        """One verdict: the client retries HTTP failures; a reply without a score is asked again here."""
-        last_error = "not sent"
-        last_raw: str | None = None
-        self._prompts_sent += 1
-        for attempt in range(self.max_retries + 1):  # re-asks after a non-chat body or a malformed reply
-            try:
-                async with semaphore:
-                    reply = await client.post("/chat/completions", body=self._body(prompt), cast_to=object)
-            except openai.APITimeoutError:
-                last_error = f"timed out after {self.timeout_s} s ({self.max_retries} retries)"
-                break
-            except openai.APIConnectionError as error:
-                last_error = f"connection error: {redact(str(error.__cause__ or error))} ({self.max_retries} retries)"
-                break
-            except openai.APIStatusError as error:
-                if error.status_code in _CONFIGURATION_STATUS:
-                    raise JudgeConfigError(
-                        f"judge endpoint {self.base_url or 'default'} answered HTTP {error.status_code} for "
-                        f"model {self.model!r}: {redact(error.message)}. Check judge.base_url, judge.model, "
-                        "judge.api_type and the key in the environment."
-                    ) from None
-                last_error = f"HTTP {error.status_code}: {redact(error.message)[:200]}"
-                break  # retryable statuses were retried by the client; others (e.g. 400) will not change
-            except openai.APIResponseValidationError as error:
-                last_error = f"invalid response body: {redact(error.message)[:200]}"
-            except json.JSONDecodeError as error:
-                last_error = f"response body is not JSON: {error}"
-            else:
-                try:
-                    last_raw = self._reply_content(reply)
-                except _NotAChatCompletion as error:
-                    last_error = str(error)
-                else:
-                    value = parse_score(last_raw)
-                    if value is not None:
-                        if self.cache is not None:
-                            self.cache.put(self.verdict_key, prompt, value, last_raw or "")
-                        self._update_retries()
-                        return JudgeResult(score=value, raw=last_raw, failed=False)
-                    self.stats.malformed += 1
-                    last_error = f"malformed reply (no score in [0, 1]): {(last_raw or '')[:200]!r}"
-            if attempt < self.max_retries:
-                logger.debug("%s: %s; asking again (%d)", self.name, last_error, attempt + 1)
-        self._update_retries()
-        self.stats.failures += 1
-        logger.warning("%s: judgement failed: %s", self.name, last_error)
-        return JudgeResult(score=None, raw=last_raw, failed=True, error=last_error)
-
-    def _update_retries(self) -> None:
-        self.stats.retries = self.stats.requests - self._prompts_sent
-
-    def _body(self, prompt: str) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "messages": [{"role": "user", "content": prompt}],
-            "temperature": self.temperature,
-            "max_tokens": self.max_tokens,
-        }
-
-    def _reply_content(self, reply: object) -> str | None:
-        """The reply's text (None if it has none) after counting its token usage."""
-        if not isinstance(reply, dict) or not isinstance(reply.get("choices"), list):
-            raise _NotAChatCompletion(f"response is not a chat completion: {redact(str(reply))[:200]!r}")
-        usage = reply.get("usage")
-        if isinstance(usage, dict):
-            self.stats.prompt_tokens += int(usage.get("prompt_tokens") or 0)
-            self.stats.completion_tokens += int(usage.get("completion_tokens") or 0)
-        choices = reply["choices"]
-        message = choices[0].get("message") if choices and isinstance(choices[0], dict) else None
-        content = message.get("content") if isinstance(message, dict) else None
-        return content if isinstance(content, str) else None
+        bodies = [self._chat.body(prompt, self.temperature, self.max_tokens) for prompt in prompts]
+        asked = await self._chat.ask_all(bodies, lambda _, raw: parse_score(raw), malformed="no score in [0, 1]",
+                                         failure="judgement", on_value=cache_verdict)
+        return [JudgeResult(score=a.value, raw=a.raw, failed=False) if a.error is None
+                else JudgeResult(score=None, raw=a.raw, failed=True, error=a.error) for a in asked]
 
     def _log_batch(self, before: dict[str, int], elapsed_s: float) -> None:
         now = self.stats.as_dict()

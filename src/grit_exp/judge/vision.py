@@ -7,10 +7,11 @@ judge) replies "Image 0" or "Image 1". `parse_image_choice` reads the reply: exa
 holds the images first, in order (Image 0, Image 1, ...), then the text: the paper's prompt names
 them only by their position.
 
-Failures follow the answer judge's rules: the openai client retries timeouts, dropped connections,
-HTTP 408 / 409 / 429 / 5xx (`max_retries`, Retry-After honoured); non-chat bodies and malformed
-replies are asked again here (at most `max_retries` times); then the result is `failed=True,
-choice=None`, never a guess. HTTP 401 / 403 / 404 raise `JudgeConfigError` at once.
+Requests go through the answer judge's client loop (`judge/openai_client.py`'s `ChatClient`): the
+openai client retries timeouts, dropped connections, HTTP 408 / 409 / 429 / 5xx (`max_retries`,
+Retry-After honoured); non-chat bodies and malformed replies are asked again (at most `max_retries`
+times); then the result is `failed=True, choice=None`, never a guess. HTTP 401 / 403 / 404 raise
+`JudgeConfigError` at once. `choose` runs its own event loop per call.
 
 `build_vision_judge(judge_cfg)` returns None for `judge.kind=rules`: an offline rules judge cannot
 look at images, and the metric is then reported as unavailable.
@@ -23,22 +24,19 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
-import logging
 import re
 from dataclasses import dataclass
 from typing import Any
 
-from grit_exp.judge.base import JudgeConfigError, JudgeStats
-
-logger = logging.getLogger(__name__)
+from grit_exp.api_keys import SecretStr
+from grit_exp.judge.base import JudgeStats
+from grit_exp.judge.openai_client import ChatClient, endpoint_of
 
 # The paper's consistency prompt, verbatim (grit.md section 5); {reasoning} has its coordinates removed.
 CONSISTENCY_PROMPT_HEAD = "Please decide which image has the bounding boxes that match the following description: "
 CONSISTENCY_PROMPT_TAIL = '\nReply with exactly "Image 0" or "Image 1".'
 
 _CHOICE = re.compile(r"\bimage\s*([0-9]+)\b", re.IGNORECASE)
-_CONFIGURATION_STATUS = (401, 403, 404)
 
 
 def consistency_prompt(reasoning: str) -> str:
@@ -96,7 +94,7 @@ class OpenAIVisionJudge:
         self,
         *,
         model: str,
-        api_key: Any,  # grit_exp.api_keys.SecretStr
+        api_key: SecretStr,
         base_url: str | None = None,
         api_type: str = "openai",
         api_version: str | None = None,
@@ -106,17 +104,16 @@ class OpenAIVisionJudge:
         temperature: float = 0.0,
         max_tokens: int = 16,
     ) -> None:
-        if api_type == "azure" and (not base_url or not api_version):
-            raise JudgeConfigError(
-                "judge.api_type=azure needs an endpoint (judge.base_url or AZURE_OPENAI_ENDPOINT) and an "
-                "API version (judge.api_version or OPENAI_API_VERSION)"
-            )
+        self.stats = JudgeStats()
+        self._chat = ChatClient(
+            role="vision judge", model=model, api_key=api_key, base_url=base_url, api_type=api_type,
+            api_version=api_version, concurrency=concurrency, timeout_s=timeout_s, max_retries=max_retries,
+            stats=self.stats,
+        )
         self.model, self.base_url, self.api_type, self.api_version = model, base_url, api_type, api_version
         self.concurrency, self.timeout_s, self.max_retries = concurrency, timeout_s, max_retries
         self.temperature, self.max_tokens = temperature, max_tokens
         self.name = f"{api_type}:{model}"
-        self.stats = JudgeStats()
-        self._api_key = api_key
 
     def __repr__(self) -> str:
         return f"OpenAIVisionJudge(name={self.name!r}, base_url={self.base_url!r}, max_retries={self.max_retries})"
@@ -128,97 +125,30 @@ class OpenAIVisionJudge:
         self.stats.answers += len(requests)
         return asyncio.run(self._choose_all(requests))
 
-    def _client(self) -> Any:
-        import openai
-
-        common: dict[str, Any] = {
-            "api_key": self._api_key.get_secret_value(),
-            "max_retries": self.max_retries,  # the client retries timeouts, drops, 408/409/429/5xx
-            "timeout": self.timeout_s,
-        }
-        if self.api_type == "azure":
-            return openai.AsyncAzureOpenAI(azure_endpoint=self.base_url, api_version=self.api_version, **common)
-        return openai.AsyncOpenAI(base_url=self.base_url, **common)
-
     async def _choose_all(self, requests: list[VisionChoiceRequest]) -> list[VisionChoiceResult]:
-        client = self._client()
-        semaphore = asyncio.Semaphore(self.concurrency)
+        bodies = [self._chat.body(image_message(r), self.temperature, self.max_tokens) for r in requests]
         try:
-            return list(await asyncio.gather(*(self._choose_one(client, semaphore, r) for r in requests)))
+            asked = await self._chat.ask_all(
+                bodies, lambda i, raw: parse_image_choice(raw, len(requests[i].images)),
+                malformed="no single 'Image k'", failure="image choice",
+            )
         finally:
-            await client.close()
-
-    async def _choose_one(self, client: Any, semaphore: asyncio.Semaphore, request: VisionChoiceRequest) -> VisionChoiceResult:
-        import openai
-
-        from grit_exp.api_keys import redact
-
-        body = {
-            "model": self.model,
-            "messages": [{"role": "user", "content": image_message(request)}],
-            "temperature": self.temperature,
-            "max_tokens": self.max_tokens,
-        }
-        last_error, last_raw = "not sent", None
-        for attempt in range(self.max_retries + 1):  # re-asks after an invalid body or a malformed reply
-            if attempt:
-                self.stats.retries += 1
-            try:
-                async with semaphore:
-                    self.stats.requests += 1
-                    reply = await client.post("/chat/completions", body=body, cast_to=object)
-            except openai.APITimeoutError:
-                last_error = f"timed out after {self.timeout_s} s ({self.max_retries} retries)"
-                break
-            except openai.APIConnectionError as error:
-                last_error = f"connection error: {redact(str(error.__cause__ or error))} ({self.max_retries} retries)"
-                break
-            except openai.APIStatusError as error:
-                if error.status_code in _CONFIGURATION_STATUS:
-                    raise JudgeConfigError(
-                        f"vision judge endpoint {self.base_url or 'default'} answered HTTP {error.status_code} for "
-                        f"model {self.model!r}: {redact(error.message)}. Check judge.base_url, judge.model and the key."
-                    ) from None
-                last_error = f"HTTP {error.status_code}: {redact(error.message)[:200]}"
-                break  # retryable statuses were retried by the client
-            except (openai.APIResponseValidationError, json.JSONDecodeError) as error:
-                last_error = f"invalid response body: {redact(str(error))[:200]}"
-            else:
-                last_raw = _reply_text(reply)
-                choice = parse_image_choice(last_raw, len(request.images))
-                if choice is not None:
-                    return VisionChoiceResult(choice=choice, raw=last_raw, failed=False)
-                self.stats.malformed += 1
-                last_error = f"malformed reply (no single 'Image k'): {(last_raw or '')[:200]!r}"
-        self.stats.failures += 1
-        logger.warning("%s: image choice failed: %s", self.name, last_error)
-        return VisionChoiceResult(choice=None, raw=last_raw, failed=True, error=last_error)
-
-
-def _reply_text(reply: object) -> str | None:
-    if not isinstance(reply, dict) or not isinstance(reply.get("choices"), list) or not reply["choices"]:
-        return None
-    message = reply["choices"][0].get("message") if isinstance(reply["choices"][0], dict) else None
-    content = message.get("content") if isinstance(message, dict) else None
-    return content if isinstance(content, str) else None
+            await self._chat.aclose()
+        return [VisionChoiceResult(choice=a.value, raw=a.raw, failed=a.error is not None, error=a.error)
+                for a in asked]
 
 
 def build_vision_judge(cfg: Any) -> OpenAIVisionJudge | None:
     """The vision judge of a `judge` config node; None for judge.kind=rules (it cannot see images)."""
-    from grit_exp.judge.factory import _api_key_from_environment, validate_judge_config
+    from grit_exp.judge.factory import validate_judge_config
 
     validate_judge_config(cfg)
     if cfg.kind == "rules":
         return None
-    import os
-
-    base_url, api_version = cfg.base_url, cfg.api_version
-    if cfg.api_type == "azure":
-        base_url = base_url or os.environ.get("AZURE_OPENAI_ENDPOINT")
-        api_version = api_version or os.environ.get("OPENAI_API_VERSION")
+    api_key, base_url, api_version = endpoint_of(cfg)
     return OpenAIVisionJudge(
         model=cfg.model,
-        api_key=_api_key_from_environment(cfg),
+        api_key=api_key,
         base_url=base_url,
         api_type=cfg.api_type,
         api_version=api_version,
