@@ -1,7 +1,9 @@
 """A group's completions share their prompt's forward pass (run once, vision tower included, its KV cache
 copied to each completion): the same log-probs and the same gradients as one pass over each prompt +
 completion, for both families, whole groups and micro-batches that split a group, completions of
-different lengths; with gradient checkpointing (no cache in training) the single pass runs."""
+different lengths; with gradient checkpointing (no cache in training) the single pass runs. Whatever the
+batch holds (one completion, no repeated prompt, one-token completions), the number of forward passes is
+the same: processes that run different numbers hang under ZeRO-3 and DDP."""
 
 from __future__ import annotations
 
@@ -35,9 +37,21 @@ def _batch(adapter, tmp_path):
     return prompt, ids, mask
 
 
-def _logprobs_and_grads(adapter, model, prompt, ids, mask):
+def _one_pass_logprobs(adapter, model, prompt, ids, mask, temperature=1.0):
+    """The plain computation: one forward pass over prompt + completion, log-softmax, the chosen tokens."""
+    logits = adapter.one_pass_logits(model, prompt, ids, mask).float() / temperature
+    if adapter.suppressed_token_ids:
+        logits[..., adapter.suppressed_token_ids] = float("-inf")
+    chosen = torch.log_softmax(logits, dim=-1).gather(-1, ids.unsqueeze(-1)).squeeze(-1)
+    return chosen.masked_fill(mask == 0, 0.0)
+
+
+def _logprobs_and_grads(adapter, model, prompt, ids, mask, one_pass=False):
     model.zero_grad(set_to_none=True)
-    logp = adapter.completion_logprobs(model, prompt, ids, mask, temperature=0.9)
+    if one_pass:
+        logp = _one_pass_logprobs(adapter, model, prompt, ids, mask, temperature=0.9)
+    else:
+        logp = adapter.completion_logprobs(model, prompt, ids, mask, temperature=0.9)
     (logp.sum() / mask.sum()).backward()
     return logp.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
@@ -62,14 +76,11 @@ def test_same_logprobs_and_gradients_as_one_pass(adapter, tmp_path, rows):
     seen, handle = _pixel_rows_seen(model)
     shared, shared_grads = _logprobs_and_grads(adapter, model, part, ids, mask)
     handle.remove()
-    single, single_grads = _logprobs_and_grads(adapter, model, replace(part, prompt_index=None), ids, mask)
+    single, single_grads = _logprobs_and_grads(adapter, model, part, ids, mask, one_pass=True)
 
-    firsts, _ = part.distinct_prompts()
-    if len(firsts) < len(part):  # the prompt pass saw each distinct image once, then the completions ran alone
-        distinct_pixels = sum(part.image_slices[r][1] - part.image_slices[r][0] for r in firsts)
-        assert seen == [distinct_pixels, 0]
-    else:
-        assert seen == [part.inputs["pixel_values"].shape[0]]
+    firsts, _ = part.distinct_prompts()  # the prompt pass saw each distinct image once, then the completions ran alone
+    distinct_pixels = sum(part.image_slices[r][1] - part.image_slices[r][0] for r in firsts)
+    assert seen == [distinct_pixels, 0]
     assert torch.allclose(shared, single, atol=2e-5, rtol=0), (shared - single).abs().max()
     assert shared.masked_select(mask == 0).eq(0).all() and shared.masked_select(mask == 1).lt(0).all()
     assert shared_grads.keys() == single_grads.keys() and shared_grads
@@ -83,8 +94,35 @@ def test_one_completion_token(adapter, tmp_path):
     prompt, ids, mask = _batch(adapter, tmp_path)
     with torch.no_grad():
         shared = adapter.completion_logprobs(model, prompt, ids[:, :1], mask[:, :1])
-        single = adapter.completion_logprobs(model, replace(prompt, prompt_index=None), ids[:, :1], mask[:, :1])
+        single = _one_pass_logprobs(adapter, model, prompt, ids[:, :1], mask[:, :1])
     assert shared.shape == (len(prompt), 1) and torch.allclose(shared, single, atol=2e-5, rtol=0)
+
+
+@pytest.mark.parametrize("grad", [True, False], ids=["policy", "reference"])
+def test_every_batch_runs_the_same_number_of_forward_passes(adapter, tmp_path, grad):
+    """Micro-batches of 1, groups split across micro-batches, no repeated prompt, one-token completions:
+    always two forward passes (the count a process's peers expect under ZeRO-3 and DDP)."""
+    model = adapter.load_model("cpu").train(grad)
+    prompt, ids, mask = _batch(adapter, tmp_path)
+    calls = []
+    handle = model.register_forward_pre_hook(lambda module, args: calls.append(1))
+    batches = {
+        "whole groups": (prompt, ids, mask),
+        "one completion": (prompt.take([4]), ids[4:5], mask[4:5]),
+        "split group": (prompt.take([2, 3]), ids[2:4], mask[2:4]),
+        "no repeated prompt": (replace(prompt, prompt_index=None), ids, mask),
+        "one-token completions": (prompt.take([0, 1]), ids[:2, :1], mask[:2, :1]),
+    }
+    counts = {}
+    for name, (p, i, m) in batches.items():
+        calls.clear()
+        with torch.set_grad_enabled(grad):
+            logp = adapter.completion_logprobs(model, p, i, m)
+            if grad:
+                logp.sum().backward()
+        counts[name] = len(calls)
+    handle.remove()
+    assert set(counts.values()) == {2}, counts
 
 
 def test_gradient_checkpointing_runs_one_pass(adapter, tmp_path):

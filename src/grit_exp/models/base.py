@@ -273,19 +273,21 @@ class ModelAdapter(ABC):
         Rows that share a prompt (`prompt.prompt_index`: a group's completions) share its forward pass:
         the prompt (vision tower included) runs once, its KV cache is copied to each of its completions,
         which then run over it; gradients reach the prompt's positions through the copies
-        (`_shared_prompt_logits`). Without repeated prompts, or where the model cannot keep a cache
-        (gradient checkpointing while training), one forward pass runs over prompt + completion.
+        (`_shared_prompt_logits`). Where the model cannot keep a cache (gradient checkpointing while
+        training), one forward pass runs over prompt + completion.
+
+        The number of forward passes depends on the model's settings only, never on the batch: two
+        (prompts, then completions) whether or not the prompts repeat and however long the completions
+        are, one under gradient checkpointing. Every process then runs as many, which ZeRO-3 (a parameter
+        gather per forward) and DDP (a buffer broadcast per forward) need: a process whose micro-batch
+        held one completion, or only one-token completions, would otherwise run one pass fewer and the
+        others would wait for it forever.
         """
-        firsts, source = prompt.distinct_prompts()
-        if len(firsts) < len(prompt) and _can_keep_cache(model):
+        if _can_keep_cache(model):
+            firsts, source = prompt.distinct_prompts()
             logits = self._shared_prompt_logits(model, prompt, firsts, source, completion_ids, completion_mask)
         else:
-            # only the logits that predict completion tokens: positions p-1 .. p+t-2 (the lm head over the
-            # prompt would be wasted work, and with a 150k vocabulary a lot of memory)
-            t = completion_ids.shape[1]
-            out = model(**self.forward_inputs(prompt, completion_ids, completion_mask), use_cache=False,
-                        logits_to_keep=t + 1)
-            logits = out.logits[:, :-1, :]
+            logits = self.one_pass_logits(model, prompt, completion_ids, completion_mask)
         logits = logits.float()
         if temperature != 1.0:
             logits = logits / temperature
@@ -294,6 +296,17 @@ class ModelAdapter(ABC):
         logprobs = torch.log_softmax(logits, dim=-1)
         token_logprobs = logprobs.gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)
         return token_logprobs.masked_fill(completion_mask == 0, 0.0)
+
+    def one_pass_logits(self, model: torch.nn.Module, prompt: PromptBatch, completion_ids: torch.Tensor,
+                        completion_mask: torch.Tensor) -> torch.Tensor:
+        """The logits predicting each completion token [batch, t, vocab] from one forward pass over prompt +
+        completion (under gradient checkpointing; the reference the two-pass computation is tested against).
+        Only the positions p-1 .. p+t-2 reach the lm head: over the prompt it would be wasted work, and with
+        a 150k vocabulary a lot of memory."""
+        t = completion_ids.shape[1]
+        out = model(**self.forward_inputs(prompt, completion_ids, completion_mask), use_cache=False,
+                    logits_to_keep=t + 1)
+        return out.logits[:, :-1, :]
 
     def _shared_prompt_logits(
         self,
@@ -310,17 +323,21 @@ class ModelAdapter(ABC):
         attended tokens are those of the single pass over prompt + completion."""
         distinct = prompt.take(firsts)
         t = completion_ids.shape[1]
-        prompt_positions, next_positions = self.continuation_positions(model, distinct, t - 1)
+        prompt_positions, next_positions = self.continuation_positions(model, distinct, max(t - 1, 1))
         out = model(**distinct.inputs, position_ids=prompt_positions, use_cache=True, logits_to_keep=1)
         index = torch.tensor(source, dtype=torch.long, device=completion_ids.device)
         first = out.logits[:, -1:, :].index_select(0, index)
-        if t == 1:
-            return first
         cache = out.cache
         cache.batch_select_indices(index)
         prompt_mask = prompt.inputs["attention_mask"]
-        mask = torch.cat([prompt_mask, completion_mask[:, :-1].to(prompt_mask.dtype)], dim=1)
         positions = None if next_positions is None else next_positions.index_select(-2, index)
+        if t == 1:  # nothing left to predict; the second pass still runs (see completion_logprobs), unused
+            mask = torch.cat([prompt_mask, completion_mask.to(prompt_mask.dtype)], dim=1)
+            with torch.no_grad():
+                model(input_ids=completion_ids, attention_mask=mask, position_ids=positions, cache=cache,
+                      use_cache=True)
+            return first
+        mask = torch.cat([prompt_mask, completion_mask[:, :-1].to(prompt_mask.dtype)], dim=1)
         rest = model(input_ids=completion_ids[:, :-1], attention_mask=mask, position_ids=positions, cache=cache,
                      use_cache=True)
         return torch.cat([first, rest.logits], dim=1)
