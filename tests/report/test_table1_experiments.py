@@ -1,4 +1,5 @@
-"""Every row of the paper's Table 1 is an evaluation experiment file that composes and names its row."""
+"""Every row of the paper's Table 1 is an evaluation experiment (conf/eval_experiment/) that composes with
+conf/eval.yaml, passes the evaluation's checks and names its row; the report reads the row back."""
 
 from __future__ import annotations
 
@@ -9,19 +10,18 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
+from grit_exp.evaluation.settings import validate_eval_config
 from grit_exp.hydra_app import CONF_DIR
 from grit_exp.reporting import PAPER_TABLE1
 from grit_exp.reporting.collect import describe_run
 
-EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("table1_*.yaml"))
+EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "eval_experiment").glob("*.yaml"))
 BASE_CHECKPOINTS = {"qwen2_5_vl_3b": "Qwen/Qwen2.5-VL-3B-Instruct", "internvl3_2b": "OpenGVLab/InternVL3-2B-hf"}
 
 
 def compose_eval(overrides: list[str]):
-    """With conf/eval.yaml (the evaluation entry) once it exists; train.yaml's tree before that."""
-    name = "eval" if (CONF_DIR / "eval.yaml").exists() else "train"
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name=name, overrides=overrides), name
+        return compose(config_name="eval", overrides=overrides)
 
 
 def test_one_experiment_per_paper_row():
@@ -31,14 +31,11 @@ def test_one_experiment_per_paper_row():
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_table1_experiment_composes_and_names_its_row(name, tmp_path):
     model, method = next((m, k) for m, k in PAPER_TABLE1 if name == f"table1_{m}_{k}")
-    text = (CONF_DIR / "experiment" / f"{name}.yaml").read_text()
+    text = (CONF_DIR / "eval_experiment" / f"{name}.yaml").read_text()
     assert text.startswith("# @package _global_\n")
     assert "[paper]" in text and "[code]" in text, "each file says which values come from the paper and which from the code"
-    cfg, config_name = compose_eval([f"experiment={name}"])
-    if config_name == "eval":
-        from grit_exp.evaluation.settings import validate_eval_config
-
-        validate_eval_config(cfg)
+    cfg = compose_eval([f"eval_experiment={name}"])
+    validate_eval_config(cfg)
     assert (cfg.table1.model, cfg.table1.method) == (model, method)
     assert cfg.model.name == model and cfg.prompt.name == method
     assert cfg.dataset.name == "grit_eval" and not cfg.dataset.train and len(cfg.dataset.eval) == 6
@@ -51,7 +48,7 @@ def test_table1_experiment_composes_and_names_its_row(name, tmp_path):
         if "GRIT_CHECKPOINT" not in os.environ:
             with pytest.raises(InterpolationResolutionError, match=r"GRIT_CHECKPOINT(.|\n)*full_key: model.path"):
                 _ = cfg.model.path
-        given, _ = compose_eval([f"experiment={name}", "model.path=/ckpt/step_200/model"])
+        given = compose_eval([f"eval_experiment={name}", "model.path=/ckpt/step_200/model"])
         assert given.model.path == "/ckpt/step_200/model"
     elif method == "grit":
         assert cfg.model.path == "yfan1997/GRIT-20-Qwen2.5-VL-3B"
@@ -60,5 +57,7 @@ def test_table1_experiment_composes_and_names_its_row(name, tmp_path):
     # the report reads the saved config back into the same Table 1 row
     (tmp_path / ".hydra").mkdir()
     OmegaConf.save(cfg, tmp_path / ".hydra" / "config.yaml")
+    OmegaConf.save({"hydra": {"runtime": {"choices": {"eval_experiment": name}}}}, tmp_path / ".hydra" / "hydra.yaml")
     info = describe_run(tmp_path)
     assert (info["model"], info["method"], info["config_judge"]) == (model, method, "openai:gpt-4o")
+    assert info["experiment"] == name

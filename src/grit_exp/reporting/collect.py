@@ -9,7 +9,7 @@ folder (numbered subdirectories) works like a list of runs; `find_sweep_dirs` fi
 folders that hold a sweep summary (the report prints them too).
 
 The Table 1 row of a result is `table1.model` / `table1.method` from the config when set (the
-table1_* experiment files set them), else `model.name` and the method the weights stand for
+evaluation experiments, conf/eval_experiment/table1_*, set them), else `model.name` and the method the weights stand for
 (`methods.py`: GRIT only for GRPO-trained weights; a base model with the GRIT prompt is CoT).
 A training run's `eval/untrained/` is included with `all_steps`.
 
@@ -228,7 +228,8 @@ def describe_run(run_dir: Path, kind: str = "evaluate", step: int | None = None)
         "method": run_method(cfg, kind, step, _load_yaml),
         "prompt": str(prompt),
         "model_path": str(checkpoint),
-        "experiment": _hydra_choice(run_dir, "experiment"),
+        # an evaluation's `eval_experiment=...`, a training run's `experiment=...`
+        "experiment": _hydra_choice(run_dir, "eval_experiment") or _hydra_choice(run_dir, "experiment"),
         "note": str(cfg.get("experiment_note") or ""),
         "config_judge": _config_judge(cfg),
     }

@@ -3,7 +3,7 @@
 A prompt alone never makes a row "GRIT": the base model with the GRIT prompt is the paper's
 Chain-of-Thought baseline (same suffix, untrained weights). The method is decided, first rule wins:
 
-1. `table1.method` in the saved config (the table1_* experiment files set it): taken as written.
+1. `table1.method` in the saved config (the evaluation experiments conf/eval_experiment/table1_* set it): taken as written.
 2. A training run's own evaluations: `eval/untrained/` is the base model (rule 4); step 0 is the
    warm-start checkpoint (SFT on the gold chains: "sft") when a warm start ran, else the base model;
    later steps are the run's algorithm: GRPO variants (grpo, dr_grpo, dapo) -> "grit", sft -> "sft".
