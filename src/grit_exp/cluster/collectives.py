@@ -1,9 +1,22 @@
-"""Rank, world size and object collectives for code that runs in training and evaluation alike.
+"""Rank, world size and the collectives of every process, training and evaluation alike, over accelerate.
 
-Training's process group, devices and gradients belong to the engine (`training/engine.py`,
-accelerate); this module only reads the group it set up (evaluation shards rows and merges them,
-the loop averages metrics). `init` starts a group for the evaluation entry point, which has no
-engine: NCCL with CUDA, gloo otherwise (or `cluster.backend`).
+The one collective layer: accelerate's `PartialState` holds the process group (the training engine's
+`Accelerator` creates it; `init` creates it for `python -m grit_exp.evaluate` under torchrun, which has
+no engine: NCCL with CUDA, gloo otherwise, or `cluster.backend`), and each collective is accelerate's
+(`gather_object`, `broadcast_object_list`, `gather`, `reduce`, `wait_for_everyone`); the engine's
+`gather`, `sum`, `broadcast_object`, `barrier`, `rank` and `world_size` are these functions. Before any process state
+exists (a lone process, a test that evaluates in-process), rank and world size come from torchrun's
+variables and every collective returns its argument, as with one process.
+
+Written here because accelerate does not have it:
+- `average_metrics`: the mean of each metric over the processes that report it (accelerate's `reduce`
+  averages tensors of one shape; metric dicts are gathered as objects and may differ in keys);
+- `all_gather_object` wraps its argument in a list for accelerate's `gather_object`, which
+  concatenates lists (and returns a lone process's argument itself), so every caller gets one entry
+  per process in rank order.
+Left out: sharding rows over processes (the evaluation deals its batches round-robin, `evaluation/
+runner.py`: accelerate's `split_between_processes` gives each process a contiguous block instead, which
+would change which process judges which sample), device placement and gradients (the engine's).
 """
 
 from __future__ import annotations
@@ -12,63 +25,112 @@ import os
 from typing import Any
 
 import torch
-import torch.distributed as dist
+
+
+def _state() -> Any:
+    """accelerate's process state once the engine or `init` started it, None before."""
+    from accelerate import PartialState
+
+    return PartialState() if PartialState._shared_state != {} else None
+
+
+def resolve_backend(setting: str, cuda: bool) -> str:
+    """`cluster.backend`: "auto" is NCCL with CUDA, gloo otherwise."""
+    if setting == "auto":
+        return "nccl" if cuda else "gloo"
+    return setting
 
 
 def world_size() -> int:
-    return dist.get_world_size() if dist.is_initialized() else int(os.environ.get("WORLD_SIZE", "1"))
+    state = _state()
+    return state.num_processes if state is not None else int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def rank() -> int:
-    return dist.get_rank() if dist.is_initialized() else int(os.environ.get("RANK", "0"))
+    state = _state()
+    return state.process_index if state is not None else int(os.environ.get("RANK", "0"))
 
 
 def is_main() -> bool:
     return rank() == 0
 
 
-def init(backend: str = "auto") -> None:
-    if dist.is_initialized() or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return
-    if backend == "auto":
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-    dist.init_process_group(backend=backend)
+def init(backend: str = "auto") -> bool:
+    """The process group of a torchrun job that has no engine (evaluation); True if this call started it."""
+    if _state() is not None or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    from accelerate import PartialState
+
+    cuda = torch.cuda.is_available()
+    PartialState(cpu=not cuda, backend=resolve_backend(backend, cuda))
+    return True
+
+
+def reset_state() -> None:
+    """Forget accelerate's process-wide singletons: one process may run several jobs in turn (Hydra's
+    local multirun, a notebook, tests), each with its own precision and accumulation."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
 
 
 def shutdown() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
+    """End the process group (if any) and forget accelerate's state."""
+    state = _state()
+    if state is not None:
+        state.destroy_process_group()
+    reset_state()
 
 
 def barrier() -> None:
-    if dist.is_initialized():
-        dist.barrier()
+    state = _state()
+    if state is not None:
+        state.wait_for_everyone()
+
+
+def all_gather_object(obj: Any) -> list[Any]:
+    """`obj` from every process, in rank order (a one-element list with one process)."""
+    from accelerate.utils import gather_object
+
+    if _state() is None:
+        return [obj]
+    return gather_object([obj])
+
+
+def broadcast_object(obj: Any) -> Any:
+    """Rank 0's `obj` on every process (itself with one process)."""
+    from accelerate.utils import broadcast_object_list
+
+    if world_size() == 1 or _state() is None:
+        return obj
+    return broadcast_object_list([obj], from_process=0)[0]
 
 
 def average_metrics(metrics: dict[str, float]) -> dict[str, float]:
-    """Mean of each metric over processes (keys must agree across processes)."""
-    if not dist.is_initialized() or dist.get_world_size() == 1:
+    """Mean of each metric over the processes that report it (the dict itself with one process)."""
+    if world_size() == 1 or _state() is None:
         return metrics
-    keys = sorted(metrics)
-    gathered: list[dict[str, float] | None] = [None] * dist.get_world_size()
-    dist.all_gather_object(gathered, {k: metrics[k] for k in keys})
+    gathered = all_gather_object({k: metrics[k] for k in sorted(metrics)})
     all_keys = sorted({k for g in gathered if g for k in g})
     return {k: sum(g[k] for g in gathered if g and k in g) / sum(1 for g in gathered if g and k in g) for k in all_keys}
 
 
-def all_gather_object(obj: Any) -> list[Any]:
-    """`obj` from every process, in rank order (a one-element list without a process group)."""
-    if not dist.is_initialized():
-        return [obj]
-    out: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(out, obj)
-    return out
+def gather(tensor: torch.Tensor) -> torch.Tensor:
+    """Concatenation over processes in rank order, on the CPU (the tensor itself with one process)."""
+    from accelerate.utils import gather as accelerate_gather
+
+    state = _state()
+    if state is None:
+        return tensor.cpu()
+    return accelerate_gather(tensor.to(state.device)).cpu()
 
 
-def broadcast_object(obj: Any) -> Any:
-    """Rank 0's `obj` on every process (itself without a process group)."""
-    if not dist.is_initialized():
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
+def sum_over_processes(value: float | int) -> float:
+    """The sum of `value` over processes (as a float32 tensor, like every process's share)."""
+    from accelerate.utils import reduce
+
+    state = _state()
+    if state is None:
+        return float(torch.tensor(float(value)))
+    return float(reduce(torch.tensor(float(value), device=state.device), reduction="sum"))

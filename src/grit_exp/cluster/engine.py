@@ -4,8 +4,9 @@ One `TrainingEngine` per run owns device placement (one process per GPU, from `L
 process group, data parallelism (accelerate DDP) or DeepSpeed ZeRO-2/3 (`cluster.engine`,
 `cluster.deepspeed_config`), mixed precision over fp32 master weights, gradient accumulation over
 micro-batches, clipping, and saving / loading the sharded engine state. The loop in
-`training/run.py` and `training/grpo.py` only calls it; nothing else touches torch.distributed
-for training.
+`training/run.py` and the GRPO step in `algorithm/grpo.py` only call it. Its collectives (rank,
+gather, sum, broadcast, barrier) are `cluster/collectives.py`'s, the one layer over accelerate that
+evaluation uses too.
 
 What is written here because accelerate does not do it for this loop:
 - the DeepSpeed JSON's "auto" fields are filled from `trainer.*` (accelerate can only infer them
@@ -34,7 +35,8 @@ from typing import Any
 
 import torch
 
-from grit_exp.config import ConfigError
+from grit_exp.cluster import collectives
+from grit_exp.errors import ConfigError
 from grit_exp.hydra_app import CONF_DIR
 
 log = logging.getLogger(__name__)
@@ -85,15 +87,6 @@ def _single_process_env() -> None:
     os.environ.setdefault("MASTER_PORT", str(_free_port()))
 
 
-def apply_cluster_env() -> None:
-    """Processes started by SLURM (srun / submitit tasks) get torchrun's variables from SLURM's."""
-    try:
-        from grit_exp.cluster.slurm_env import apply_slurm_env
-    except ImportError:
-        return
-    apply_slurm_env()
-
-
 class TrainingEngine:
     """accelerate, configured from `cluster` and `trainer` (see the module docstring)."""
 
@@ -101,11 +94,10 @@ class TrainingEngine:
         from accelerate import Accelerator
         from accelerate.utils import InitProcessGroupKwargs
 
-        apply_cluster_env()
         cuda = torch.cuda.is_available()
         self.kind = str(cluster.engine)
         self.mixed_precision = resolve_mixed_precision(str(trainer.mixed_precision), cuda)
-        backend = cluster.backend if cluster.backend != "auto" else ("nccl" if cuda else "gloo")
+        backend = collectives.resolve_backend(cluster.backend, cuda)
         kwargs: dict[str, Any] = {"mixed_precision": self.mixed_precision,
                                   "gradient_accumulation_steps": accumulation_steps}
         if self.kind == "deepspeed":
@@ -123,7 +115,7 @@ class TrainingEngine:
             kwargs["cpu"] = not cuda
             if int(os.environ.get("WORLD_SIZE", "1")) > 1:
                 kwargs["kwargs_handlers"] = [InitProcessGroupKwargs(backend=backend)]
-        _reset_accelerate_state()  # a previous run in this process (multirun, notebook, tests) set its own
+        collectives.reset_state()  # a previous run in this process (multirun, notebook, tests) set its own
         self.accelerator = Accelerator(**kwargs)
         self.accumulation_steps = accumulation_steps
         log.info("engine: %s%s, %d process(es), device %s, mixed precision %s", self.kind,
@@ -137,15 +129,15 @@ class TrainingEngine:
 
     @property
     def rank(self) -> int:
-        return self.accelerator.process_index
+        return collectives.rank()
 
     @property
     def world_size(self) -> int:
-        return self.accelerator.num_processes
+        return collectives.world_size()
 
     @property
     def is_main(self) -> bool:
-        return self.accelerator.is_main_process
+        return collectives.is_main()
 
     def describe(self) -> dict[str, Any]:
         """For run_info.json and metrics: what ran where."""
@@ -230,23 +222,19 @@ class TrainingEngine:
         norm = self.accelerator.clip_grad_norm_(params, max_norm)
         return float(norm) if norm is not None else float("nan")
 
-    # ------------------------------------------------------------------ collectives
+    # ------------------------------------------------------------------ collectives (cluster/collectives.py)
     def gather(self, tensor: torch.Tensor) -> torch.Tensor:
-        """Concatenation over processes in rank order (the tensor itself with one process)."""
-        return self.accelerator.gather(tensor.to(self.device)).cpu()
+        """Concatenation over processes in rank order, on the CPU (the tensor itself with one process)."""
+        return collectives.gather(tensor)
 
     def sum(self, value: float | int) -> float:
-        return float(self.accelerator.reduce(torch.tensor(float(value), device=self.device), reduction="sum"))
+        return collectives.sum_over_processes(value)
 
     def broadcast_object(self, obj: Any) -> Any:
-        from accelerate.utils import broadcast_object_list
-
-        if self.world_size == 1:
-            return obj
-        return broadcast_object_list([obj], from_process=0)[0]
+        return collectives.broadcast_object(obj)
 
     def barrier(self) -> None:
-        self.accelerator.wait_for_everyone()
+        collectives.barrier()
 
     # ------------------------------------------------------------------ state
     def save_state(self, directory: Path) -> None:
@@ -263,18 +251,7 @@ class TrainingEngine:
 
     def shutdown(self) -> None:
         self.accelerator.end_training()
-        if torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
-        _reset_accelerate_state()
-
-
-def _reset_accelerate_state() -> None:
-    """accelerate keeps its state in process-wide singletons; one process may run several jobs in turn
-    (Hydra's local multirun, a notebook), each with its own precision and accumulation."""
-    from accelerate.state import AcceleratorState, GradientState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
-    GradientState._reset_state()
+        collectives.shutdown()
 
 
 def _zero3_parameter_offload(engine: Any) -> Any:

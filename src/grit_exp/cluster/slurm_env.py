@@ -3,14 +3,15 @@
 Each task of a SLURM job step (`srun`, or a submitit job with several tasks: one task per GPU)
 starts with SLURM_* variables only; torch.distributed's `env://` rendezvous (and accelerate) read the
 variables torchrun sets. `torch_env_from_slurm` maps one to the other as a pure function, so it is
-tested with a faked multi-node environment; `apply_slurm_env` writes the result into `os.environ`.
+tested with a faked multi-node environment; `apply_slurm_env` writes the result into `os.environ`
+(called once, by the training entry point `grit_exp.train`, before validation).
 
 Why not `submitit.helpers.TorchDistributedEnvironment`: it reads only `os.environ` (no pure function
 to test), refuses to run when any variable is already set, and rewrites CUDA_VISIBLE_DEVICES to the
 local rank, which breaks an engine that selects `cuda:LOCAL_RANK`. Node lists are expanded here
 because `scontrol show hostnames` needs the cluster's slurm.conf (without one it retries for 60 s);
 tests check this parser against scontrol. Left out: starting processes (SLURM/submitit do) and
-initialising the process group (the training engine does).
+initialising the process group (the training engine's accelerate does).
 """
 
 from __future__ import annotations

@@ -10,7 +10,9 @@ Public entry points:
 How the numbers stay independent of the number of processes: the rows are deduplicated first
 (the paper scorer's key), then cut into batches of `eval.batch_size` in that global order; batch b
 goes to process b mod world_size, so every batch (and its padding) is the same whatever the number
-of processes, and greedy decoding gives the same text. Each process scores its samples; the records,
+of processes, and greedy decoding gives the same text (dealt here, not by accelerate's
+`split_between_processes`, whose contiguous blocks would change which process judges which sample
+and so the per-process judge counts). Each process scores its samples; the records,
 keyed by global index, are gathered on rank 0, checked to be exactly 0..n-1 once each (no duplicate,
 no padding), and written in index order. Rank 0 writes samples.jsonl, pictures under images/,
 report.html and, last, metrics.json; the metrics are broadcast so every process returns them.
@@ -30,10 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch.distributed
 from tqdm.auto import tqdm
 
-from grit_exp.cluster import collectives as distributed
+from grit_exp.cluster import collectives
 from grit_exp.data.prompts import build_user_text
 from grit_exp.data.reader import SkipReport
 from grit_exp.data.schema import GritRow
@@ -97,7 +98,7 @@ def base_meta(cfg: Any, judge: Any, decoding: str) -> dict[str, Any]:
         "prompt": cfg.prompt.name,
         "reward": cfg.reward.name,
         "decoding": decoding,
-        "num_processes": distributed.world_size(),
+        "num_processes": collectives.world_size(),
         "seed": int(cfg.seed),
         "deduplication": "first row of each (dataset, question, image, answer)",
     }
@@ -116,7 +117,7 @@ def progress_bar(total: int, step: int | None = None) -> tqdm:
     (logs and CI get the summary lines instead)."""
     desc = "eval" if step is None else f"eval step {step}"
     return tqdm(total=total, desc=desc, unit="sample", file=sys.stderr, mininterval=1.0, dynamic_ncols=True,
-                disable=True if not distributed.is_main() else None)
+                disable=True if not collectives.is_main() else None)
 
 
 def evaluate_items(
@@ -136,7 +137,7 @@ def evaluate_items(
     sampled reward (`sampled_reward.py`)."""
     unique, duplicates = dedup_items(items)
     extra = per_dataset_extra(unique) if per_dataset_extra is not None else {}
-    rank, world = distributed.rank(), distributed.world_size()
+    rank, world = collectives.rank(), collectives.world_size()
     completed: list[Completed] = []
     batches = shard_batches(len(unique), options.batch_size, rank, world)
     with progress_bar(sum(len(b) for b in batches), meta.get("step")) as bar:
@@ -149,12 +150,12 @@ def evaluate_items(
 
     if options.consistency and vision_judge is not None:
         run_consistency(records, vision_judge, options.consistency_repeats, options.seed)
-    merged = merge_records(distributed.all_gather_object(records), len(unique))
+    merged = merge_records(collectives.all_gather_object(records), len(unique))
     judge_counts = judge_verdict_counts(judge_before, judge.stats.as_dict())
-    judge_counts = {k: sum(c[k] for c in distributed.all_gather_object(judge_counts)) for k in judge_counts}
+    judge_counts = {k: sum(c[k] for c in collectives.all_gather_object(judge_counts)) for k in judge_counts}
 
     metrics: dict[str, Any] | None = None
-    if distributed.is_main():
+    if collectives.is_main():
         metrics = aggregate(merged, duplicates)
         for name, values in extra.items():
             metrics.setdefault(name, {}).update(values)
@@ -172,8 +173,8 @@ def evaluate_items(
         }
         write_outputs(out_dir, metrics, merged, options)
         log_summary(metrics)
-    metrics = distributed.broadcast_object(metrics)
-    return EvalResult(metrics=metrics, records=merged if distributed.is_main() else [], out_dir=out_dir)
+    metrics = collectives.broadcast_object(metrics)
+    return EvalResult(metrics=metrics, records=merged if collectives.is_main() else [], out_dir=out_dir)
 
 
 def write_outputs(out_dir: Path, metrics: dict[str, Any], records: list[dict[str, Any]], options: EvalOptions) -> None:
@@ -323,9 +324,7 @@ def run_evaluation(cfg: Any, run_dir: Path) -> EvalResult:
     from grit_exp.run_info import write_run_info
 
     run_dir = Path(run_dir)
-    already_initialized = torch.distributed.is_initialized()
-    distributed.init(cfg.cluster.backend)
-    started_group = not already_initialized and torch.distributed.is_initialized()
+    started_group = collectives.init(cfg.cluster.backend)
     options = EvalOptions.from_config(cfg)
     judge = build_judge(cfg.judge)
     try:
@@ -333,12 +332,12 @@ def run_evaluation(cfg: Any, run_dir: Path) -> EvalResult:
             from grit_exp.rollout.replay import read_replay_for_config
 
             items, skipped = read_replay_for_config(cfg)
-            if distributed.is_main():
+            if collectives.is_main():
                 write_run_info(run_dir, cfg, [item.row for item in items])
             result = evaluate_replay(cfg, items, judge, run_dir, skipped=skipped, options=options)
         else:
             result = _run_model_evaluation(cfg, run_dir, judge, options)
-        if distributed.is_main():
+        if collectives.is_main():
             with (run_dir / "metrics.jsonl").open("a", encoding="utf-8") as handle:
                 handle.write(json.dumps({"step": 0, **result.flat}) + "\n")
         return result
@@ -347,7 +346,7 @@ def run_evaluation(cfg: Any, run_dir: Path) -> EvalResult:
         if close is not None:
             close()
         if started_group:
-            distributed.shutdown()
+            collectives.shutdown()
 
 
 def _run_model_evaluation(cfg: Any, run_dir: Path, judge: Any, options: EvalOptions) -> EvalResult:
@@ -360,15 +359,15 @@ def _run_model_evaluation(cfg: Any, run_dir: Path, judge: Any, options: EvalOpti
     from grit_exp.run_info import write_run_info
 
     torch.manual_seed(int(cfg.seed))
-    if distributed.is_main():
+    if collectives.is_main():
         load_eval_items(cfg.dataset, cfg.seed)  # rank 0 generates / checks the data first
-    distributed.barrier()
+    collectives.barrier()
     items, skipped = load_eval_items(cfg.dataset, cfg.seed)
-    if distributed.is_main():
+    if collectives.is_main():
         write_run_info(run_dir, cfg, [item.row for item in items])
     device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if torch.cuda.is_available() else torch.device("cpu")
-    adapter = build_adapter(cfg.model, seed=int(cfg.seed)) if distributed.is_main() else None
-    distributed.barrier()  # rank 0 builds a tiny model once; the others then find it
+    adapter = build_adapter(cfg.model, seed=int(cfg.seed)) if collectives.is_main() else None
+    collectives.barrier()  # rank 0 builds a tiny model once; the others then find it
     adapter = adapter or build_adapter(cfg.model, seed=int(cfg.seed))
     checkpoint = cfg.eval.checkpoint
     model = adapter.load_model(device, path=str(checkpoint) if checkpoint else None)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from grit_exp.cluster import collectives as distributed
+from grit_exp.cluster import collectives
 from grit_exp.data.prompts import build_user_text
 from grit_exp.evaluation.items import EvalItem
 from grit_exp.rollout.seeded_sampling import completion_seed
@@ -48,7 +48,7 @@ def sampled_reward(
     present = [i for i, item in enumerate(unique) if not item.image_missing]
     rows_per_call = max(1, batch_size // k)  # batch_size completions per generate call
     local: list[tuple[int, str, list[float]]] = []
-    for part in _shard(len(present), rows_per_call, distributed.rank(), distributed.world_size()):
+    for part in _shard(len(present), rows_per_call, collectives.rank(), collectives.world_size()):
         indices = [present[p] for p in part]
         rows = [unique[i].row for i in indices]
         texts = [build_user_text(r.question, cfg.prompt, adapter.family) for r in rows]
@@ -60,7 +60,7 @@ def sampled_reward(
         totals = compute_rewards(cfg.reward, result.texts, result.rows, ctx).total
         for n, i in enumerate(indices):
             local.append((i, unique[i].row.dataset, totals[n * k : (n + 1) * k]))
-    gathered = sorted((r for part in distributed.all_gather_object(local) for r in part), key=lambda r: r[0])
+    gathered = sorted((r for part in collectives.all_gather_object(local) for r in part), key=lambda r: r[0])
     by_dataset: dict[str, list[float]] = {}
     for _, dataset, rewards in gathered:
         by_dataset.setdefault(dataset, []).append(sum(rewards) / len(rewards))
