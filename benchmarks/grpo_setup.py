@@ -17,7 +17,7 @@ from typing import Any
 
 from hydra import compose, initialize_config_dir
 
-from grit_exp.config import validate
+from grit_exp.config import validate_train
 from grit_exp.hydra_app import CONF_DIR
 
 log = logging.getLogger("bench")
@@ -48,7 +48,7 @@ def bench_overrides() -> list[str]:
 def compose_cfg(*extra: str) -> Any:
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="train", overrides=[*bench_overrides(), *extra])
-    validate(cfg)
+    validate_train(cfg)
     return cfg
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -9,9 +10,11 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 
-from grit_exp.config import ConfigError, validate
+from grit_exp.config import validate_train
+from grit_exp.errors import ConfigError
 from grit_exp.hydra_app import CONF_DIR
 
 GROUPS = ["model", "dataset", "prompt", "reward", "judge", "rollout", "algorithm", "cluster", "logger"]
@@ -53,9 +56,9 @@ def test_every_config_file_composes_and_validates(group, option):
         assert cfg.experiment_note, f"experiment {option} must say where its values come from (experiment_note)"
     if group == "dataset" and not cfg.dataset.train and not cfg.dataset.synthetic.enabled:
         with pytest.raises(ConfigError, match="no training data"):  # an eval-only set: composes, cannot train
-            validate(cfg)
+            validate_train(cfg)
         return
-    validate(cfg)
+    validate_train(cfg)
 
 
 def test_misspelled_key_fails_at_compose_time():
@@ -74,23 +77,52 @@ def test_wrong_type_fails_at_compose_time():
         (["algorithm.num_generations=1"], "algorithm.num_generations=1 must be >= 2"),
         (["trainer.micro_batch_size=5"], "trainer.micro_batch_size=5 does not divide"),
         (["+reward.weights.no_such_term=1.0"], "no_such_term"),
-        (["algorithm.scale_rewards=median"], "algorithm.scale_rewards='median' is not valid"),
-        (["model.family=llava"], "model.family='llava' is not valid"),
-        (["dataset.on_error=ignore"], "dataset.on_error='ignore' is not valid"),
         (["rollout=replay"], "rollout.path"),
+        (["algorithm=sft", "algorithm.dynamic_sampling.enabled=true"], "algorithm=sft has no groups"),
+        (["cluster.engine=deepspeed"], "needs cluster.deepspeed_config"),
+        (["eval.batch_size=0"], "eval.batch_size=0 must be >= 1"),
+        (["eval.checkpoint=/some/model"], "training evaluates the weights it trains"),
     ],
 )
 def test_semantic_errors_name_the_key(overrides, message):
     cfg = compose_train(overrides)
-    with pytest.raises((ConfigError, ValueError)) as err:
-        validate(cfg)
+    with pytest.raises(ConfigError) as err:
+        validate_train(cfg)
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("override", "valid"),
+    [
+        ("algorithm.scale_rewards=median", "[group, batch, none]"),
+        ("model.family=llava", "[qwen2_5_vl, internvl]"),
+        ("dataset.on_error=ignore", "[raise, skip]"),
+        ("rollout.on_error=ignore", "[raise, skip]"),
+        ("judge.kind=gpt", "[rules, openai]"),
+        ("cluster.backend=mpi", "[auto, nccl, gloo]"),
+        ("trainer.mixed_precision=fp16", "[auto, bf16, no]"),
+        ("logger.kind=tensorboard", "[jsonl, wandb]"),
+    ],
+)
+def test_enumerated_values_fail_at_compose_time(override, valid):
+    key, value = override.split("=")
+    with pytest.raises(ConfigCompositionException) as err:
+        compose_train([override])
+    assert f"Invalid value '{value}', expected one of {valid}" in str(err.value.__cause__)
+    assert f"full_key: {key}" in str(err.value.__cause__)
+
+
+def test_enum_values_read_and_print_as_their_strings():
+    cfg = compose_train(["algorithm=sft", "cluster=node8"])
+    assert cfg.algorithm.name == "sft" and f"{cfg.cluster.engine}" == "deepspeed" and str(cfg.model.dtype) == "float32"
+    assert json.loads(json.dumps(OmegaConf.to_container(cfg, resolve=True)))["algorithm"]["name"] == "sft"
+    assert OmegaConf.to_yaml(cfg.algorithm).startswith("name: sft\n")
 
 
 def test_processes_must_divide_prompts():
     cfg = compose_train(["trainer.prompts_per_step=6"])
     with pytest.raises(ConfigError, match="not divisible by the 4 processes"):
-        validate(cfg, world_size=4)
+        validate_train(cfg, world_size=4)
 
 
 def test_cfg_job_prints_a_full_config_for_real_models():

@@ -9,7 +9,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from grit_exp.config import ConfigError, validate
+from grit_exp.config import validate_train
+from grit_exp.errors import ConfigError
 from grit_exp.hydra_app import CONF_DIR
 
 REAL_MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml") if "tiny_builder" not in p.read_text())
@@ -18,7 +19,7 @@ TINY_MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml") if "tin
 # `make train`'s values (conf/demo/cpu_train.yaml; chosen in benchmarks/README.md "GRPO on the CPU demo")
 DEMO_TRAINER = dict(max_steps=20, prompts_per_step=16, micro_batch_size=16, learning_rate=1e-4, lr_scheduler="constant",
                     warmup_steps=0, eval_every=10, save_every=10, keep_last=2, warm_start_sft_steps=500,
-                    warm_start_batch_size=16, warm_start_learning_rate=1e-3, eval_sampled_k=4)
+                    warm_start_batch_size=16, warm_start_learning_rate=1e-3)
 # the demo's data (conf/demo/cpu_data.yaml), for training and evaluation: "How many red squares?" only
 DEMO_DATA = dict(kind_weights=[1.0, 0.0, 0.0], count_targets=1, num_val=120)
 DEMO_ALGORITHM = dict(num_generations=8, beta=0.04, loss_aggregation="token_mean")
@@ -48,8 +49,8 @@ def test_a_real_model_alone_gets_the_paper_values(model):
     assert {k: cfg.rollout[k] for k in PAPER_ROLLOUT} == PAPER_ROLLOUT
     assert list(cfg.dataset.synthetic.kind_weights) == [0.6, 0.2, 0.2] and cfg.dataset.synthetic.count_targets == 9
     assert (cfg.algorithm.num_generations, cfg.algorithm.beta) == (4, 0.01)
-    assert cfg.algorithm.loss_aggregation == "seq_mean_token_mean" and cfg.trainer.eval_sampled_k == 0
-    validate(cfg)
+    assert cfg.algorithm.loss_aggregation == "seq_mean_token_mean" and cfg.eval.sampled_k == 0
+    validate_train(cfg)
     eval_cfg = compose_entry("eval", [f"model={model}"])
     assert eval_cfg.demo_values is None and eval_cfg.rollout.max_new_tokens == 1000
     assert list(eval_cfg.rollout.stop_strings) == ["</answer>"]
@@ -60,6 +61,7 @@ def test_the_demo_keeps_its_values(model):
     cfg = compose_entry("train", [] if model == "tiny_qwen2_5_vl" else [f"model={model}"])
     assert cfg.demo_values == "cpu_train"
     assert {k: cfg.trainer[k] for k in DEMO_TRAINER} == DEMO_TRAINER
+    assert cfg.eval.sampled_k == 4 and cfg.eval.batch_size == 32
     assert {k: cfg.algorithm[k] for k in DEMO_ALGORITHM} == DEMO_ALGORITHM
     assert cfg.rollout.max_new_tokens == 128 and cfg.rollout.temperature == 1.0
     eval_cfg = compose_entry("eval", [f"model={model}"])
@@ -77,7 +79,7 @@ def test_experiments_and_the_command_line_still_win_over_the_demo():
 def test_demo_values_on_a_real_checkpoint_fail_validation_naming_them():
     cfg = compose_entry("train", ["model.path=/some/real/checkpoint", "model.tiny_builder=null"])
     with pytest.raises(ConfigError, match=r"trainer\.learning_rate.*trainer\.warm_start_sft_steps.*model=qwen2_5_vl_3b"):
-        validate(cfg)
+        validate_train(cfg)
 
 
 def test_train_yaml_documents_the_split():

@@ -4,21 +4,22 @@ Keys come only from the environment: OPENAI_API_KEY; AZURE_OPENAI_API_KEY (+ AZU
 OPENAI_API_VERSION) for Azure. `judge.api_key` may be null (use those variables) or exactly
 `${oc.env:VAR}` (read another variable): Hydra saves that interpolation unresolved, so the key never
 lands in `.hydra/config.yaml`. Anything else, a literal key in a YAML file or on the command line
-included, is refused:
+included, is refused, by one function on every path:
 
-- `grit_exp.preflight` runs `find_literal_secrets` on the config each entry point is about to run,
-  composed before Hydra starts: every path (command line, experiment file, a saved config reused with
+- `check_api_key_setting` decides for one setting (judge.api_key: the judge's checks,
+  grit_exp.config.judge, and `build_judge`);
+- `refuse_literal_secrets` applies it (and a key-shape test) to a whole composed config and its raw
+  overrides. `grit_exp.preflight` runs it on the config each entry point is about to run, composed
+  before Hydra starts: every path (command line, experiment file, a saved config reused with
   `--config-path`, `--cfg`, `--info`, each job of a `--multirun`) is checked before anything is
-  written or printed.
-- `RefuseLiteralSecrets`, a Hydra callback, is a second line for apps that declare it in their primary
-  config (a saved config has no hydra section, so it cannot be the only one); it exits with
-  SystemExit because Hydra turns an Exception raised in a callback into a warning.
-- `check_api_key_setting` does the same check for `config.validate` and `build_judge`.
+  written or printed. `RefuseLiteralSecrets`, a Hydra callback, runs it for apps that declare it in
+  their primary config and do not go through preflight (it exits with SystemExit because Hydra
+  turns an Exception raised in a callback into a warning).
 - `redact` masks key-shaped strings and the values of the key variables; `RedactingFilter` applies
-  it to log records; `scrub_secrets` to a resolved config before it is written (W&B config,
-  run_info.json); `SecretStr` hides a key from repr/str.
+  it to log records; `scrub_secrets` to resolved data before it is written, `to_plain` to a whole
+  resolved config (W&B config, run_info.json); `SecretStr` hides a key from repr/str.
 
-Left out: secret managers, key files; the writers themselves (they call `scrub_secrets` / `redact`).
+Left out: secret managers, key files; the writers themselves (they call `to_plain` / `redact`).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from grit_exp.errors import GritError
+from grit_exp.errors import LiteralSecretError
 
 logger = logging.getLogger(__name__)
 
@@ -54,10 +55,6 @@ HOW_TO_GIVE_A_KEY = (
     "judge.api_type=azure) and leave judge.api_key null, or name another variable with "
     "judge.api_key='${oc.env:MY_KEY_VAR}' (quoted, so the shell keeps the interpolation)."
 )
-
-
-class LiteralSecretError(GritError, ValueError):
-    """A key-like setting holds a literal value instead of null or ${oc.env:VAR}."""
 
 
 class SecretStr:
@@ -118,6 +115,13 @@ def scrub_secrets(data: Any) -> Any:
     if isinstance(data, str):
         return redact(data)
     return data
+
+
+def to_plain(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config as plain Python containers (for W&B and samples), secrets scrubbed.
+
+    Resolving turns `judge.api_key: ${oc.env:VAR}` into the key itself, so scrubbing is not optional."""
+    return scrub_secrets(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[no-any-return]
 
 
 class RedactingFilter(logging.Filter):
@@ -240,6 +244,17 @@ def _override_problems(overrides: list[str]) -> list[str]:
     return problems
 
 
+def refuse_literal_secrets(cfg: DictConfig, where: str = "") -> None:
+    """LiteralSecretError naming every key-like setting or key-shaped string of `cfg` (its raw
+    overrides included) that is not null / ${oc.env:VAR}; the message never contains a value."""
+    problems = find_literal_secrets(cfg)
+    if problems:
+        raise LiteralSecretError(
+            f"refused to start{where}, before writing any file: " + "; ".join(dict.fromkeys(problems)) + ". "
+            + HOW_TO_GIVE_A_KEY
+        )
+
+
 class RefuseLiteralSecrets(Callback):
     """Hydra callback: stop a run or sweep that carries a literal key, before any file is written.
 
@@ -251,19 +266,15 @@ class RefuseLiteralSecrets(Callback):
     """
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self._refuse_literal_secrets(config)
+        self._refuse(config)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self._refuse_literal_secrets(config)
+        self._refuse(config)
 
     @staticmethod
-    def _refuse_literal_secrets(config: DictConfig) -> None:
-        problems = find_literal_secrets(config)
-        if problems:
+    def _refuse(config: DictConfig) -> None:
+        try:
+            refuse_literal_secrets(config)
+        except LiteralSecretError as error:
             # SystemExit, not an Exception: Hydra downgrades callback exceptions to warnings.
-            raise SystemExit(
-                "grit-exp refused to start, before writing any file: "
-                + "; ".join(dict.fromkeys(problems))
-                + ". "
-                + HOW_TO_GIVE_A_KEY
-            )
+            raise SystemExit(f"grit-exp {error}") from None

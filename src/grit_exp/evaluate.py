@@ -4,8 +4,9 @@ A thin Hydra main: greedy evaluation of a model (`rollout=hf`, the default) or s
 completions (`rollout=replay rollout.path=FILE.jsonl`, no model loaded) on the configured eval sets.
 Writes samples.jsonl, metrics.json, metrics.jsonl, report.html, images/ and run_info.json into the
 Hydra run directory. Several processes: `torchrun --nproc_per_node N -m grit_exp.evaluate ...`.
-`preflight` checks the config before Hydra writes anything; the toolkit's own errors (`GritError`)
-end with one line on stderr, in the run's log, and exit code 2.
+`preflight` checks the config before Hydra writes anything (the task function validates only the
+jobs preflight did not see here: each job of a sweep); the toolkit's own errors (`GritError`) end
+with one line on stderr, in the run's log, and exit code 2.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from grit_exp.api_keys import install_log_redaction
-from grit_exp.errors import reported_user_errors
-from grit_exp.evaluation.settings import validate_eval_config
+from grit_exp.config import validate_eval
 from grit_exp.hydra_app import CONF_DIR
+from grit_exp.preflight import reported_user_errors, validated_before_hydra
 
 log = logging.getLogger("grit_exp.evaluate")
 
@@ -29,7 +30,8 @@ log = logging.getLogger("grit_exp.evaluate")
 def main(cfg: DictConfig) -> None:
     install_log_redaction()
     with reported_user_errors("evaluate"):
-        validate_eval_config(cfg)
+        if not validated_before_hydra():
+            validate_eval(cfg)
         from grit_exp.evaluation.runner import run_evaluation
 
         run_dir = Path(HydraConfig.get().runtime.output_dir)
@@ -40,5 +42,5 @@ def main(cfg: DictConfig) -> None:
 if __name__ == "__main__":
     from grit_exp.preflight import preflight
 
-    preflight(main, "eval", str(CONF_DIR), validate_eval_config)
+    preflight(main, "eval", str(CONF_DIR), validate_eval)
     main()

@@ -12,8 +12,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # The fast tiny training of tests/training/test_train_multiprocess.py
 TINY = ["dataset.synthetic.num_train=16", "dataset.synthetic.num_val=4", "trainer.max_steps=2",
         "trainer.prompts_per_step=4", "trainer.micro_batch_size=8", "trainer.warm_start_sft_steps=0",
-        "trainer.eval_every=2", "trainer.save_every=2", "trainer.eval_batch_size=4", "rollout.max_new_tokens=8",
-        "reward=grit_code", "algorithm.num_generations=4", "trainer.eval_sampled_k=0"]
+        "trainer.eval_every=2", "trainer.save_every=2", "eval.batch_size=4", "rollout.max_new_tokens=8",
+        "reward=grit_code", "algorithm.num_generations=4", "eval.sampled_k=0"]
 
 
 

@@ -10,7 +10,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from grit_exp.config import validate
+from grit_exp.config import validate_train
 from grit_exp.hydra_app import CONF_DIR
 
 
@@ -69,7 +69,7 @@ def test_the_design_card_sweep_composes_and_validates():
     for count, samples, seed in points:
         cfg = compose_train([f"reward.weights.count={count}", f"dataset.num_samples={samples}", f"seed={seed}"])
         assert (cfg.reward.weights.count, cfg.dataset.num_samples, cfg.seed) == (float(count), int(samples), int(seed))
-        validate(cfg)
+        validate_train(cfg)
 
 
 @pytest.mark.parametrize(("experiment", "params"), [
@@ -82,5 +82,5 @@ def test_ablation_experiments_are_one_command_sweeps(experiment, params):
     jobs = [dict(zip(params, values, strict=True)) for values in itertools.product(*(v.split(",") for v in params.values()))]
     for job in jobs:
         point = compose_train([f"experiment={experiment}", "cluster=slurm", *(f"{k}={v}" for k, v in job.items())])
-        validate(point)
+        validate_train(point)
         assert point.cluster.name == "slurm" and point.model.name in ("internvl3_2b", "qwen2_5_vl_3b")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from hydra import compose, initialize_config_dir
 
-from grit_exp.data.errors import DataError
 from grit_exp.data.reader import load_dataset_splits
+from grit_exp.errors import DataError
 from grit_exp.hydra_app import CONF_DIR
 
 

@@ -11,11 +11,11 @@ import pytest
 from PIL import Image
 
 import grit_exp.data.synthetic as synthetic
-from grit_exp.data.errors import DataError
 from grit_exp.data.reader import DataFile, load_rows
 from grit_exp.data.synthetic import GENERATOR_VERSION, SyntheticParams, ensure_synthetic, generate_synthetic
 from grit_exp.data.synthetic_scenes import COLORS, RELATIONS
 from grit_exp.data.tokenizer_corpus import tokenizer_corpus
+from grit_exp.errors import DataError
 
 SMALL = SyntheticParams(num_train=40, num_val=10, seed=3)
 

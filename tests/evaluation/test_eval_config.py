@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from grit_exp.config import ConfigError
-from grit_exp.evaluation.settings import EvalOptions, validate_eval_config
+from grit_exp.config import validate_eval
+from grit_exp.errors import ConfigError
+from grit_exp.evaluation.settings import EvalOptions
 from grit_exp.hydra_app import CONF_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,24 +28,26 @@ def test_every_group_option_composes_and_validates(compose_eval, group, option):
     overrides = [f"{group}={option}"]
     if group == "rollout" and option == "replay":
         overrides.append("rollout.path=/tmp/completions.jsonl")
-    validate_eval_config(compose_eval(*overrides))
+    validate_eval(compose_eval(*overrides))
 
 
 def test_defaults_are_the_offline_demo(compose_eval):
     cfg = compose_eval()
     assert (cfg.model.name, cfg.dataset.name, cfg.judge.kind, cfg.rollout.kind) == ("tiny_qwen2_5_vl", "synthetic", "rules", "hf")
     assert cfg.rollout.max_new_tokens == 96  # eval.yaml's own value wins over the rollout group's default
-    assert cfg.metrics.consistency is False and cfg.metrics.consistency_repeats == 3
+    assert cfg.eval.consistency is False and cfg.eval.consistency_repeats == 3
     assert EvalOptions.from_config(cfg) == EvalOptions(batch_size=8, num_pictures=16, consistency=False,
                                                        consistency_repeats=3, seed=0)
 
 
-def test_options_from_a_training_config_use_the_trainer_batch(compose_eval):
+def test_options_from_a_training_config_read_the_same_eval_node(compose_eval):
     from hydra import compose, initialize_config_dir
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        train_cfg = compose(config_name="train", overrides=["trainer.eval_batch_size=5", "seed=4"])
-    # the demo's trainer.eval_sampled_k=4 (conf/demo/cpu_train.yaml) comes along
+        train_cfg = compose(config_name="train", overrides=["seed=4"])
+        assert EvalOptions.from_config(train_cfg).batch_size == 32  # conf/train.yaml's
+        train_cfg = compose(config_name="train", overrides=["eval.batch_size=5", "seed=4"])
+    # the demo's eval.sampled_k=4 (conf/demo/cpu_train.yaml) comes along
     assert EvalOptions.from_config(train_cfg) == EvalOptions(batch_size=5, seed=4, sampled_k=4)
 
 
@@ -52,17 +55,17 @@ def test_options_from_a_training_config_use_the_trainer_batch(compose_eval):
     ("overrides", "message"),
     [
         (["rollout=replay"], "rollout.path"),
-        (["rollout.on_error=ignore"], "rollout.on_error='ignore' is not valid"),
         (["eval.batch_size=0"], "eval.batch_size=0 must be >= 1"),
-        (["metrics.consistency_repeats=0"], "metrics.consistency_repeats=0"),
+        (["eval.consistency_repeats=0"], "eval.consistency_repeats=0 must be >= 1"),
+        (["eval.sampled_k=-1"], "eval.sampled_k=-1 must be >= 0"),
+        (["rollout.kind=vllm"], "rollout.kind='vllm' is not valid; choose one of 'hf', 'replay'"),
         (["dataset=grit_eval", "dataset.eval=[]"], "nothing to evaluate"),
-        (["model.family=llava"], "model.family='llava' is not valid"),
         (["+reward.weights.no_such_term=1.0"], "no_such_term"),
     ],
 )
 def test_bad_settings_name_the_key(compose_eval, overrides, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("(", r"\(")):
-        validate_eval_config(compose_eval(*overrides))
+        validate_eval(compose_eval(*overrides))
 
 
 def test_misspelled_eval_key_fails_at_compose_time(compose_eval):

@@ -71,7 +71,7 @@ def run(compose_eval, tmp_path, replay, *overrides):
 def test_a_judge_that_sees_the_boxes_scores_one(compose_eval, tmp_path, api_key):
     replay = write_replay(tmp_path / "replay")
     with FakeJudgeServer(vision_fn=sees_the_model_box) as server:
-        result = run(compose_eval, tmp_path, replay, *openai_judge(server, "metrics.consistency=true"))
+        result = run(compose_eval, tmp_path, replay, *openai_judge(server, "eval.consistency=true"))
     c = result.metrics["vsr"]["consistency"]
     assert c == {"mean": 1.0, "std": 0.0, "repeats": [1.0, 1.0, 1.0], "n": 4, "not_eligible": 0, "failures": 0}
     assert result.metrics["_meta"]["consistency"] == "openai:gpt-4o"
@@ -83,9 +83,9 @@ def test_a_judge_that_sees_the_boxes_scores_one(compose_eval, tmp_path, api_key)
 def test_image_order_and_boxes_come_from_the_seed(compose_eval, tmp_path, api_key):
     replay = write_replay(tmp_path / "replay")
     with FakeJudgeServer() as server:  # always answers "Image 0": right exactly when the model's image came first
-        first = run(compose_eval, tmp_path / "a", replay, *openai_judge(server, "metrics.consistency=true"))
-        again = run(compose_eval, tmp_path / "b", replay, *openai_judge(server, "metrics.consistency=true"))
-        other = run(compose_eval, tmp_path / "c", replay, *openai_judge(server, "metrics.consistency=true", "seed=7"))
+        first = run(compose_eval, tmp_path / "a", replay, *openai_judge(server, "eval.consistency=true"))
+        again = run(compose_eval, tmp_path / "b", replay, *openai_judge(server, "eval.consistency=true"))
+        other = run(compose_eval, tmp_path / "c", replay, *openai_judge(server, "eval.consistency=true", "seed=7"))
     orders = [[t["model_image"] for t in r["consistency"]["trials"]] for r in first.records]
     expected = [sum(1 for r in orders if r[k] == 0) / len(orders) for k in range(3)]
     assert first.metrics["vsr"]["consistency"]["repeats"] == expected
@@ -98,14 +98,14 @@ def test_vision_judge_failures_are_counted_not_scored(compose_eval, tmp_path, ap
     reasoning = strip_coordinates(completion(0))
     with FakeJudgeServer(vision_fn=sees_the_model_box) as server:
         server.add_faults(*[Fault(FaultKind.SERVER_ERROR, status=503)] * 6, answer=reasoning)  # 3 trials x 2 attempts
-        result = run(compose_eval, tmp_path, replay, *openai_judge(server, "metrics.consistency=true"))
+        result = run(compose_eval, tmp_path, replay, *openai_judge(server, "eval.consistency=true"))
     c = result.metrics["vsr"]["consistency"]
     assert c["failures"] == 3 and c["repeats"] == [1.0, 1.0, 1.0] and c["n"] == 4
 
 
 def test_rules_judge_makes_the_metric_unavailable_not_a_number(compose_eval, tmp_path):
     replay = write_replay(tmp_path / "replay")
-    result = run(compose_eval, tmp_path, replay, "metrics.consistency=true")
+    result = run(compose_eval, tmp_path, replay, "eval.consistency=true")
     on_disk = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert on_disk["vsr"]["consistency"] == UNAVAILABLE_RULES == "unavailable: judge=rules"
     assert on_disk["_meta"]["consistency"] == UNAVAILABLE_RULES

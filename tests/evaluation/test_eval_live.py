@@ -74,7 +74,7 @@ def test_training_loop_call_writes_eval_step_dir(tmp_path, grit_cache, tiny_mode
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="train", overrides=[*SMALL_DATA, "dataset.eval_num_samples=4",
-                                                       "rollout.max_new_tokens=6", "trainer.eval_batch_size=2"])
+                                                       "rollout.max_new_tokens=6", "eval.batch_size=2"])
     _, eval_sets = load_dataset_splits(cfg.dataset, cfg.seed)
     adapter = build_adapter(cfg.model)
     model = adapter.load_model("cpu")

@@ -9,7 +9,7 @@ import pytest
 from eval_replay_fixture import replay_overrides
 from PIL import Image
 
-from grit_exp.data.errors import DataError
+from grit_exp.errors import DataError
 from grit_exp.evaluation.runner import run_evaluation
 from grit_exp.rollout.replay import read_replay
 

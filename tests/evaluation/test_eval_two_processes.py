@@ -30,7 +30,7 @@ def test_two_processes_write_the_same_files_as_one(compose_eval, tmp_path, monke
     with FakeJudgeServer(vision_fn=pick_by_hash) as server:
         overrides = replay_overrides(
             replay, "judge=openai", f"judge.base_url={server.base_url}", "judge.cache_path=null",
-            "metrics.consistency=true", "eval.batch_size=4", "eval.num_pictures=5",
+            "eval.consistency=true", "eval.batch_size=4", "eval.num_pictures=5",
         )
         one = tmp_path / "one"
         run_evaluation(compose_eval(*overrides), one)

@@ -10,7 +10,7 @@ import logging
 import pytest
 from PIL import Image
 
-from grit_exp.data.errors import DataError
+from grit_exp.errors import DataError
 from grit_exp.evaluation.runner import run_evaluation
 
 # 640 x 480: Qwen2.5-VL-3B's processor (max_pixels 256*28*28) resizes it to 504 x 364 (grid 26 x 36)

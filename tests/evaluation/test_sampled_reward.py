@@ -8,7 +8,7 @@ import json
 import pytest
 from hydra import compose, initialize_config_dir
 
-from grit_exp.config import ConfigError
+from grit_exp.errors import ConfigError
 from grit_exp.hydra_app import CONF_DIR
 
 SMALL_DATA = ["dataset.synthetic.num_train=48", "dataset.synthetic.num_val=8"]  # the training tests' set (cached)
@@ -28,7 +28,7 @@ def test_sampled_reward_is_logged_reproducible_and_follows_the_temperature(tmp_p
     from grit_exp.judge import build_judge
     from grit_exp.models import build_adapter
 
-    cfg = compose_train("trainer.eval_sampled_k=3", "trainer.eval_batch_size=2")
+    cfg = compose_train("eval.sampled_k=3", "eval.batch_size=2")
     _, eval_sets = load_dataset_splits(cfg.dataset, cfg.seed)
     adapter = build_adapter(cfg.model)
     model = adapter.load_model("cpu")
@@ -51,16 +51,17 @@ def test_sampled_reward_is_logged_reproducible_and_follows_the_temperature(tmp_p
     assert {n: v["reward_sampled"] for n, v in again.items()} == {n: result.metrics[n]["reward_sampled"] for n in datasets}
     # at a vanishing temperature the samples are the greedy completions: the same reward as the greedy
     # evaluation's (which scores through the evaluation's own path), row by row averaged
-    cold = compose_train("trainer.eval_sampled_k=2", "rollout.temperature=1e-5", "rollout.top_k=0")
+    cold = compose_train("eval.sampled_k=2", "rollout.temperature=1e-5", "rollout.top_k=0")
     frozen = sampled_reward(cold, adapter, model, judge, unique, k=2, batch_size=4)
     for name in datasets:
         assert frozen[name]["reward_sampled"] == pytest.approx(result.metrics[name]["reward"], abs=1e-9), name
 
 
 def test_sampled_k_must_not_be_negative(compose_eval):
-    from grit_exp.evaluation.settings import EvalOptions, validate_eval_config
+    from grit_exp.config import validate_eval
+    from grit_exp.evaluation.settings import EvalOptions
 
     with pytest.raises(ConfigError, match=r"eval\.sampled_k=-1"):
-        validate_eval_config(compose_eval("eval.sampled_k=-1"))
+        validate_eval(compose_eval("eval.sampled_k=-1"))
     assert EvalOptions.from_config(compose_eval("eval.sampled_k=4")).sampled_k == 4
-    assert EvalOptions.from_config(compose_train("trainer.eval_sampled_k=2")).sampled_k == 2
+    assert EvalOptions.from_config(compose_train("eval.sampled_k=2")).sampled_k == 2

@@ -7,9 +7,12 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
+from omegaconf.errors import ValidationError
 
-from grit_exp.config import ConfigError, JudgeConfig, register_configs
-from grit_exp.judge import RulesJudge, build_judge, validate_judge_config
+from grit_exp.config import JudgeConfig, register_configs
+from grit_exp.config.judge import check_judge
+from grit_exp.errors import ConfigError
+from grit_exp.judge import RulesJudge, build_judge
 from grit_exp.judge.openai_judge import OpenAIJudge
 
 REPO_CONF = Path(__file__).resolve().parents[2] / "conf"
@@ -61,21 +64,26 @@ def test_misspelled_key_fails_at_compose(tmp_path) -> None:
         compose_judge(tmp_path, "judge=openai", "judge.concurency=4")
 
 
+@pytest.mark.parametrize(("key", "value", "valid"), [("kind", "gpt", "[rules, openai]"), ("api_type", "vertex", "[openai, azure]")])
+def test_the_schema_refuses_an_unknown_kind_or_api_type(key, value, valid) -> None:
+    cfg = OmegaConf.structured(JudgeConfig)
+    with pytest.raises(ValidationError, match=f"Invalid value '{value}', expected one of {valid}".replace("[", r"\[")):
+        cfg[key] = value
+
+
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
-        ("kind", "gpt", "judge.kind='gpt' is not valid"),
-        ("api_type", "vertex", "judge.api_type='vertex' is not valid"),
         ("concurrency", 0, "judge.concurrency=0 must be >= 1"),
         ("timeout_s", 0.0, "judge.timeout_s=0.0 must be > 0"),
         ("max_retries", -1, "judge.max_retries=-1 must be >= 0"),
     ],
 )
-def test_validate_judge_config_names_the_bad_key(key, value, message) -> None:
+def test_check_judge_names_the_bad_key(key, value, message) -> None:
     cfg = OmegaConf.structured(JudgeConfig)
     cfg[key] = value
     with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("(", r"\(")):
-        validate_judge_config(cfg)
+        check_judge(cfg)
 
 
 def test_unresolved_cache_path_is_refused(monkeypatch) -> None:

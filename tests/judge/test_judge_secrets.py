@@ -14,7 +14,6 @@ from omegaconf import OmegaConf
 
 from grit_exp.api_keys import (
     MASK,
-    LiteralSecretError,
     RedactingFilter,
     RefuseLiteralSecrets,
     SecretStr,
@@ -22,8 +21,10 @@ from grit_exp.api_keys import (
     find_literal_secrets,
     redact,
 )
-from grit_exp.config import ConfigError, JudgeConfig
-from grit_exp.judge import build_judge, validate_judge_config
+from grit_exp.config import JudgeConfig
+from grit_exp.config.judge import check_judge
+from grit_exp.errors import ConfigError, LiteralSecretError
+from grit_exp.judge import build_judge
 from grit_exp.judge.openai_judge import OpenAIJudge
 from grit_exp.testing.fake_judge_server import FakeJudgeServer
 
@@ -86,12 +87,12 @@ def test_api_key_setting_refuses_literals_without_echoing_them(raw) -> None:
     assert str(raw) not in str(error.value)
 
 
-def test_validate_judge_config_refuses_a_literal_key() -> None:
+def test_check_judge_refuses_a_literal_key() -> None:
     cfg = OmegaConf.structured(JudgeConfig(kind="openai", api_key="literal-key-123456"))
     with pytest.raises(ConfigError, match="judge.api_key"):
-        validate_judge_config(cfg)
+        check_judge(cfg)
     cfg.api_key = "${oc.env:MY_JUDGE_KEY}"
-    validate_judge_config(cfg)  # not resolved, so the variable need not exist
+    check_judge(cfg)  # not resolved, so the variable need not exist
 
 
 def test_build_judge_reads_the_named_variable_and_fails_clearly_without_it(monkeypatch, tmp_path) -> None:
@@ -256,8 +257,7 @@ def test_key_from_the_environment_lands_in_no_written_file(tmp_path) -> None:
 
 
 def test_scrub_secrets_cleans_a_resolved_config(monkeypatch) -> None:
-    from grit_exp.api_keys import scrub_secrets
-    from grit_exp.config import to_plain
+    from grit_exp.api_keys import scrub_secrets, to_plain
 
     key = a_key()
     monkeypatch.setenv("MY_JUDGE_VAR", key)  # a name that does not look like a credential's

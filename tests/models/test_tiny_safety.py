@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from grit_exp.config import ConfigError
+from grit_exp.errors import ConfigError
 from grit_exp.models.tiny import COMPLETE_MARKER, ensure_tiny_model
 
 REPO = Path(__file__).resolve().parents[2]

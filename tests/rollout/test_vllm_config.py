@@ -10,7 +10,8 @@ import sys
 import pytest
 from hydra import compose, initialize_config_dir
 
-from grit_exp.config import ConfigError, validate, validate_groups
+from grit_exp.config import validate_groups, validate_train
+from grit_exp.errors import ConfigError
 from grit_exp.hydra_app import CONF_DIR
 from grit_exp.rollout.factory import build_rollout
 from grit_exp.rollout.hf import HFRollout
@@ -23,7 +24,7 @@ def compose_config(name: str, *overrides: str):
 
 def test_training_takes_rollout_vllm_with_the_hf_sampling_settings():
     vllm, hf = compose_config("train", "rollout=vllm"), compose_config("train")
-    validate(vllm)
+    validate_train(vllm)
     assert vllm.rollout.kind == "vllm" and vllm.rollout.vllm.sleep and vllm.rollout.vllm.kv_cache_memory_bytes is None
     for key in ("temperature", "top_k", "top_p", "max_new_tokens", "stop_strings"):
         assert vllm.rollout[key] == hf.rollout[key], key
@@ -36,7 +37,7 @@ def test_training_takes_rollout_vllm_with_the_hf_sampling_settings():
 ])
 def test_bad_vllm_settings_name_the_key(overrides, message):
     with pytest.raises(ConfigError, match=message):
-        validate(compose_config("train", "rollout=vllm", *overrides))
+        validate_train(compose_config("train", "rollout=vllm", *overrides))
 
 
 def test_evaluation_generates_with_hf_only():

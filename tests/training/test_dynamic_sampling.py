@@ -20,8 +20,9 @@ from hydra import compose, initialize_config_dir
 from safetensors.torch import load_file
 from spread_term import TERM, register, unregister
 
-from grit_exp.config import ConfigError, validate
+from grit_exp.config import validate_train
 from grit_exp.data.reader import load_dataset_splits
+from grit_exp.errors import ConfigError
 from grit_exp.hydra_app import CONF_DIR
 from grit_exp.training.run import run_training
 from grit_exp.training.sampler import PromptSampler
@@ -35,7 +36,7 @@ RUN = [
     "dataset.synthetic.kind_weights=[0.6,0.2,0.2]", "dataset.synthetic.count_targets=9",
     "dataset.synthetic.num_train=40", "dataset.synthetic.num_val=2", f"trainer.prompts_per_step={PROMPTS}",
     f"algorithm.num_generations={G}", "trainer.micro_batch_size=8", "trainer.warm_start_sft_steps=0",
-    "trainer.eval_on_start=false", "trainer.eval_every=100", "trainer.eval_sampled_k=0", "trainer.save_every=100",
+    "trainer.eval_on_start=false", "trainer.eval_every=100", "eval.sampled_k=0", "trainer.save_every=100",
     "trainer.lr_scheduler=constant", "rollout.max_new_tokens=8", "rollout.stop_strings=[]", "seed=5",
 ]
 DYNAMIC_KEYS = ("train/dynamic_sampling_rounds", "train/groups_dropped", "train/groups_kept")
@@ -54,7 +55,7 @@ def compose_cfg(*overrides: str, weight: float = 1.0, dataset: str = "synth_coun
         cfg = compose(config_name="train", overrides=[*RUN, *overrides])
     cfg.reward.weights = {TERM: weight}
     cfg.reward.options = {TERM: {"dataset": dataset}}
-    validate(cfg)
+    validate_train(cfg)
     return cfg
 
 

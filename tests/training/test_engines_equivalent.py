@@ -35,7 +35,7 @@ RUN = [
     "trainer.warm_start_batch_size=16", "trainer.warm_start_learning_rate=2e-3", "trainer.eval_on_start=false",
     "trainer.eval_every=100", "trainer.save_every=2", "trainer.keep_last=3", "rollout.max_new_tokens=40",
     "algorithm.loss_aggregation=token_mean", "algorithm.scale_rewards=batch", "algorithm.num_generations=4",
-    "trainer.eval_sampled_k=0", "seed=3",
+    "eval.sampled_k=0", "seed=3",
 ]
 LOSS_TOL, WEIGHT_TOL = 1e-6, 1e-5
 

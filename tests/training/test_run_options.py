@@ -8,19 +8,19 @@ import json
 import pytest
 from hydra import compose, initialize_config_dir
 
-from grit_exp.config import validate
+from grit_exp.config import validate_train
 from grit_exp.hydra_app import CONF_DIR
 from grit_exp.training.run import run_training
 
 SMALL = ["dataset.synthetic.num_train=8", "dataset.synthetic.num_val=2", "trainer.prompts_per_step=2",
          "trainer.micro_batch_size=8", "trainer.warm_start_sft_steps=0", "trainer.eval_on_start=false",
-         "rollout.max_new_tokens=6", "trainer.eval_every=100", "algorithm.num_generations=4", "trainer.eval_sampled_k=0", "trainer.save_every=1"]
+         "rollout.max_new_tokens=6", "trainer.eval_every=100", "algorithm.num_generations=4", "eval.sampled_k=0", "trainer.save_every=1"]
 
 
 def compose_cfg(*overrides: str):
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="train", overrides=[*SMALL, *overrides])
-    validate(cfg)
+    validate_train(cfg)
     return cfg
 
 

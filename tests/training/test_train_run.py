@@ -27,7 +27,7 @@ TINY_RUN = [
     "trainer.warm_start_sft_steps=80",  # a short cached warm start: sampled completions then differ in reward
     "trainer.warm_start_batch_size=16",
     "trainer.warm_start_learning_rate=2e-3",
-    "trainer.eval_batch_size=8",
+    "eval.batch_size=8",
     "rollout.max_new_tokens=40",
     "seed=3",
 ]
@@ -67,7 +67,7 @@ def test_run_writes_metrics_checkpoints_and_summary(tmp_path, grit_cache, tiny_m
             assert r[key] is not None and r[key] == r[key], key
         assert any(k.startswith("train/reward/") for k in r)
     assert any(k.startswith("eval/synth_count/") for r in records for k in r)
-    # the demo's sampled evaluation (trainer.eval_sampled_k=4): the objective GRPO optimises, per eval
+    # the demo's sampled evaluation (eval.sampled_k=4): the objective GRPO optimises, per eval
     sampled = [r["eval/synth_count/reward_sampled"] for r in records if "eval/synth_count/reward_sampled" in r]
     assert len(sampled) == 3 and all(v == v for v in sampled)  # steps 0, 2, 4
     ckpts = sorted(p.name for p in (run / "checkpoints").iterdir())

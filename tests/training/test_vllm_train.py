@@ -34,7 +34,7 @@ RUN = [
     "dataset.synthetic.num_train=32", "dataset.synthetic.num_val=4", "trainer.max_steps=3",
     "trainer.prompts_per_step=4", "algorithm.num_generations=4", "trainer.micro_batch_size=4",
     "trainer.warm_start_sft_steps=60", "trainer.warm_start_batch_size=16", "trainer.warm_start_learning_rate=2e-3",
-    "trainer.eval_on_start=false", "trainer.eval_every=100", "trainer.save_every=3", "trainer.eval_sampled_k=0",
+    "trainer.eval_on_start=false", "trainer.eval_every=100", "trainer.save_every=3", "eval.sampled_k=0",
     "algorithm.loss_aggregation=token_mean", "algorithm.scale_rewards=batch", "rollout.max_new_tokens=40", "seed=3",
 ]
 LOSS_TOL, WEIGHT_TOL = 1e-6, 1e-5

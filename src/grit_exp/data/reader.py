@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from grit_exp.data.errors import DataError
 from grit_exp.data.schema import GritRow
 from grit_exp.data.validation import parse_row
+from grit_exp.errors import DataError
 
 __all__ = ["DataError", "DataFile", "load_dataset_splits", "load_rows", "SkipReport"]
 

@@ -28,8 +28,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from grit_exp.data.errors import DataError
 from grit_exp.data.synthetic_scenes import COLORS, KINDS, SHAPES, SceneParams, kind_schedule, make_example
+from grit_exp.errors import DataError
 
 logger = logging.getLogger(__name__)
 

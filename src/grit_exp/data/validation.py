@@ -19,8 +19,8 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
-from grit_exp.data.errors import DataError
 from grit_exp.data.schema import Box, GoldChain, GritRow
+from grit_exp.errors import DataError
 
 REQUIRED_FIELDS = ("question", "answer", "image", "width", "height", "bboxs", "dataset")
 KNOWN_FIELDS = (*REQUIRED_FIELDS, "split", "key_words", "gold")

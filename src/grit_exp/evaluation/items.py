@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from grit_exp.data.errors import DataError
 from grit_exp.data.reader import DataFile, SkipReport, read_jsonl, subset_rows
 from grit_exp.data.schema import GritRow
 from grit_exp.data.validation import parse_row
+from grit_exp.errors import DataError
 from grit_exp.grounding.frames import ImageGeometry
 
 logger = logging.getLogger(__name__)

@@ -268,7 +268,7 @@ def evaluate_model(
 ) -> EvalResult:
     """Greedy evaluation of a loaded model on `eval_sets`; writes into `out_dir` (rank 0). All
     processes must call it with the same rows. Training calls it at `<run>/eval/step_<N>/`. With
-    `sampled_k` > 0 (eval.sampled_k / trainer.eval_sampled_k) it also measures the mean reward of K
+    `sampled_k` > 0 (eval.sampled_k, in training and evaluation configs) it also measures the mean reward of K
     sampled completions per row at the rollout's temperature (`reward_sampled`)."""
     options = options or EvalOptions.from_config(cfg)
     meta = base_meta(cfg, judge, "greedy")

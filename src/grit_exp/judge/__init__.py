@@ -3,14 +3,13 @@
 Importing this package does not import `openai`; `build_judge` does, for `judge.kind=openai`.
 """
 
-from grit_exp.judge.base import Judge, JudgeConfigError, JudgeRequest, JudgeResult, JudgeStats
-from grit_exp.judge.factory import build_judge, validate_judge_config
+from grit_exp.judge.base import Judge, JudgeRequest, JudgeResult, JudgeStats
+from grit_exp.judge.factory import build_judge
 from grit_exp.judge.prompt import build_judge_prompt, parse_score, parse_score_released
 from grit_exp.judge.rules import RulesJudge, judge_answer
 
 __all__ = [
     "Judge",
-    "JudgeConfigError",
     "JudgeRequest",
     "JudgeResult",
     "JudgeStats",
@@ -20,5 +19,4 @@ __all__ = [
     "judge_answer",
     "parse_score",
     "parse_score_released",
-    "validate_judge_config",
 ]

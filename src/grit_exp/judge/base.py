@@ -5,15 +5,14 @@ A failed judgement (the judge could not be reached, or kept replying nonsense) i
 `failed=True, score=None`: it is never turned into a 0 here. What the caller does with a failure
 (skip the sample, count it, raise) is the caller's decision.
 
-Left out: the judges themselves (`rules.py`, `openai_judge.py`) and the cache (`cache.py`).
+Left out: the judges themselves (`rules.py`, `openai_judge.py`), the cache (`cache.py`) and the
+error a misconfigured judge raises (grit_exp.errors.JudgeConfigError).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from typing import Protocol, runtime_checkable
-
-from grit_exp.errors import GritError
 
 
 @dataclass(frozen=True)
@@ -61,7 +60,3 @@ class Judge(Protocol):
     def score(self, requests: list[JudgeRequest]) -> list[JudgeResult]:
         """Judge all requests (concurrently inside); one result per request, in order."""
         ...
-
-
-class JudgeConfigError(GritError, RuntimeError):
-    """The judge cannot work as configured (no credentials, endpoint rejects the key, unknown model)."""

@@ -78,7 +78,7 @@ class JudgeCache:
 
     def _refuse_a_file_of_someone_else(self) -> None:
         """Before anything is written: the file must be new, empty, or a verdict cache (no other tables)."""
-        from grit_exp.judge.base import JudgeConfigError
+        from grit_exp.errors import JudgeConfigError
 
         try:
             tables = {row[0] for row in self._with_lock_retries(

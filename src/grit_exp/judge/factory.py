@@ -1,9 +1,10 @@
-"""`build_judge`: a judge from the `judge` config node; `validate_judge_config`: its semantic checks.
+"""`build_judge`: a judge from the `judge` config node (checked first by grit_exp.config.judge).
 
-The key is resolved here, from the environment only (see secrets.py), wrapped in a `SecretStr` and
+The key is resolved here, from the environment only (grit_exp.api_keys), wrapped in a `SecretStr` and
 registered for log redaction. The `openai` package is imported only when `judge.kind=openai`.
 
-Left out: the judges themselves, and the Hydra callback that refuses literal keys (secrets.py).
+Left out: the judges themselves, the node's schema and checks (grit_exp.config.judge), and refusing
+literal keys (grit_exp.api_keys).
 """
 
 from __future__ import annotations
@@ -13,47 +14,18 @@ import os
 from typing import Any
 
 from grit_exp.api_keys import (
-    LiteralSecretError,
     SecretStr,
     check_api_key_setting,
     install_log_redaction,
     raw_api_key,
     register_secret,
 )
-from grit_exp.config import ConfigError
-from grit_exp.judge.base import Judge, JudgeConfigError
+from grit_exp.config.judge import check_judge
+from grit_exp.errors import ConfigError, JudgeConfigError
+from grit_exp.judge.base import Judge
 from grit_exp.judge.rules import RulesJudge
 
 logger = logging.getLogger(__name__)
-
-JUDGE_KINDS = ("rules", "openai")
-API_TYPES = ("openai", "azure")
-
-
-def validate_judge_config(cfg: Any) -> None:
-    """Raise ConfigError naming the judge.* key that makes no sense (never echoing a key's value)."""
-    if cfg.kind not in JUDGE_KINDS:
-        raise ConfigError(
-            f"judge.kind={cfg.kind!r} is not valid; choose one of {', '.join(map(repr, JUDGE_KINDS))}"
-        )
-    if cfg.api_type not in API_TYPES:
-        raise ConfigError(
-            f"judge.api_type={cfg.api_type!r} is not valid; choose one of {', '.join(map(repr, API_TYPES))}"
-        )
-    try:
-        check_api_key_setting(raw_api_key(cfg))
-    except LiteralSecretError as error:
-        raise ConfigError(str(error)) from None
-    checks = (
-        ("concurrency", cfg.concurrency >= 1, ">= 1"),
-        ("timeout_s", cfg.timeout_s > 0, "> 0"),
-        ("max_retries", cfg.max_retries >= 0, ">= 0"),
-        ("temperature", cfg.temperature >= 0, ">= 0"),
-        ("max_tokens", cfg.max_tokens >= 1, ">= 1"),
-    )
-    for key, ok, valid in checks:
-        if not ok:
-            raise ConfigError(f"judge.{key}={getattr(cfg, key)!r} must be {valid}")
 
 
 def _api_key_from_environment(cfg: Any) -> SecretStr:
@@ -73,7 +45,7 @@ def _api_key_from_environment(cfg: Any) -> SecretStr:
 
 def build_judge(cfg: Any) -> Judge:
     """The judge described by a `judge` config node (JudgeConfig or its DictConfig)."""
-    validate_judge_config(cfg)
+    check_judge(cfg)
     if cfg.kind == "rules":
         return RulesJudge()
 

@@ -140,9 +140,9 @@ class OpenAIVisionJudge:
 
 def build_vision_judge(cfg: Any) -> OpenAIVisionJudge | None:
     """The vision judge of a `judge` config node; None for judge.kind=rules (it cannot see images)."""
-    from grit_exp.judge.factory import validate_judge_config
+    from grit_exp.config.judge import check_judge
 
-    validate_judge_config(cfg)
+    check_judge(cfg)
     if cfg.kind == "rules":
         return None
     api_key, base_url, api_version = endpoint_of(cfg)

@@ -219,7 +219,7 @@ def _marker_text(directory: Path) -> str | None:
 
 def _checked_model_dir(out: Path, builder: str) -> Path:
     """`out` if it is a complete model directory of the builder's family; else a ConfigError naming it."""
-    from grit_exp.config import ConfigError
+    from grit_exp.errors import ConfigError
 
     where = f"model.path={out}"
     keep = "it was left untouched (grit-exp builds a tiny model only into a new or empty directory)"
@@ -261,7 +261,7 @@ def ensure_tiny_model(builder: str, path: str | os.PathLike, seed: int = 0) -> P
     - nothing, an empty directory, or an older tiny build (marker): the tiny model is built there;
     - anything else: ConfigError naming the directory, which is left untouched.
     """
-    from grit_exp.config import ConfigError
+    from grit_exp.errors import ConfigError
 
     if builder not in TINY_BUILDERS:
         raise ConfigError(f"model.tiny_builder={builder!r} is unknown; valid: {', '.join(TINY_BUILDERS)}")

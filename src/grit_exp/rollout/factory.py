@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from grit_exp.config import ConfigError
+from grit_exp.errors import ConfigError
 from grit_exp.models.base import ModelAdapter
 
 

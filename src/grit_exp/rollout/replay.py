@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from grit_exp.config import MODEL_FAMILIES
-from grit_exp.data.errors import DataError
 from grit_exp.data.reader import SkipReport
 from grit_exp.data.schema import GritRow
+from grit_exp.errors import DataError
 from grit_exp.evaluation.items import EvalItem, new_skip_report, read_items
 from grit_exp.grounding.boxes import parse_paper_boxes
 from grit_exp.grounding.frames import ImageGeometry

@@ -59,8 +59,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from grit_exp.config import ConfigError
 from grit_exp.data.schema import GritRow
+from grit_exp.errors import ConfigError
 from grit_exp.models.base import ModelAdapter
 from grit_exp.rollout.generation import generation_settings
 from grit_exp.rollout.types import Rollout

@@ -113,7 +113,7 @@ def resolve_resume(setting: str, checkpoints_dir: Path) -> Path | None:
         return None
     path = Path(setting)
     if not (path / DONE_FILE).exists() or not (path / "state" / TRAINER_STATE).exists():
-        from grit_exp.config import ConfigError
+        from grit_exp.errors import ConfigError
 
         raise ConfigError(f"trainer.resume={setting!r} is not a complete checkpoint (expected {DONE_FILE} and "
                           f"state/{TRAINER_STATE} inside); use 'auto', 'never' or a checkpoints/step_<N> directory")
