@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
 
+from tests.helpers.run_dirs import make_evaluate_run, make_training_run
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "analysis.ipynb"
-sys.path.insert(0, str(Path(__file__).parent / "report"))
-from report_fixtures import make_evaluate_run, make_training_run  # noqa: E402
 
 
 def _outputs(nb) -> tuple[str, int]:

@@ -28,7 +28,7 @@ import grit_exp.demo  # noqa: F401  (registers conf/web_demo.yaml's schema)
 from grit_exp.grounded_answer import GroundedAnswer, picture, reasoning_html
 from grit_exp.hydra_app import CONF_DIR
 from grit_exp.infer import BOX_COLORS
-from html_dom import parse
+from tests.helpers.html_dom import parse
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WHEEL_SOURCES = ("pyproject.toml", "setup.py", "README.md", "src", "conf", "launchers")
 ONE_STEP = ["dataset.synthetic.num_train=8", "dataset.synthetic.num_val=2", "trainer.max_steps=1",
             "trainer.prompts_per_step=2", "trainer.micro_batch_size=8", "trainer.warm_start_sft_steps=1",
-            "trainer.warm_start_batch_size=2", "trainer.eval_every=1", "trainer.eval_sampled_k=0",
+            "trainer.warm_start_batch_size=2", "trainer.eval_every=1", "eval.sampled_k=0",
             "algorithm.num_generations=4", "rollout.max_new_tokens=6"]
 
 

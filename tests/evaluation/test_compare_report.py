@@ -9,7 +9,7 @@ from PIL import Image
 
 from grit_exp.evaluation.runner import run_evaluation
 from grit_exp.report import main
-from html_dom import parse
+from tests.helpers.html_dom import parse
 
 RIGHT = "<think> there [0, 0, 30, 30] </think><rethink> one </rethink><answer>{}</answer>"
 

@@ -14,7 +14,7 @@ from PIL import Image
 from grit_exp.evaluation.pictures import GT_COLOR, MODEL_COLOR, choose_pictured
 from grit_exp.evaluation.runner import run_evaluation
 from grit_exp.evaluation.samples import failure_kinds
-from html_dom import parse
+from tests.helpers.html_dom import parse
 
 NASTY_QUESTION = 'Is the <script>alert("x")</script> & "cat" left?'
 NASTY_COMPLETION = "<think> the <b>cat</b> [100, 100, 500, 900] & more </think><rethink> ok </rethink><answer>yes</answer>"

@@ -13,6 +13,7 @@ from model_helpers import make_rows, model_cfg
 from transformers import AutoProcessor
 
 from grit_exp.models import build_adapter
+from tests.helpers.configs import compose_config
 
 REAL_CONFIG = {"tiny_qwen2_5_vl": "qwen2_5_vl_3b", "tiny_internvl": "internvl3_2b"}
 IMAGE_PROCESSOR = {"tiny_qwen2_5_vl": "Qwen2VLImageProcessorPil", "tiny_internvl": "GotOcr2ImageProcessorPil"}
@@ -77,14 +78,9 @@ def test_auto_processor_is_a_full_processor(saved, tmp_path):
 
 def test_real_model_config_loads_the_directory(saved, tmp_path):
     """`model=qwen2_5_vl_3b model.path=<checkpoint>/model` (its real image settings) builds, processes, loads."""
-    from hydra import compose, initialize_config_dir
-
-    from grit_exp.hydra_app import CONF_DIR
-
     builder, _, model, out = saved
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="eval", overrides=[f"model={REAL_CONFIG[builder]}", f"model.path={out}",
-                                                     "model.dtype=float32", "model.max_tiles=1"])
+    cfg = compose_config("eval", f"model={REAL_CONFIG[builder]}", f"model.path={out}",
+                         "model.dtype=float32", "model.max_tiles=1")
     adapter = build_adapter(cfg.model)
     batch = adapter.build_prompt_batch(make_rows(tmp_path), ["\nQuestion: a?", "\nQuestion: b?"])
     assert len(batch) == 2

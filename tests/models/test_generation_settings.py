@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 from grit_exp.config import RolloutConfig
 from grit_exp.models import build_adapter
 from grit_exp.rollout.hf import HFRollout
+from tests.helpers.configs import compose_config
 
 # a checkpoint's leftovers that must have no effect (together they change greedy text if merged)
 LEFTOVERS = {"repetition_penalty": 1.05, "no_repeat_ngram_size": 1, "top_k": 3, "min_new_tokens": 30,
@@ -72,21 +73,16 @@ def test_effective_settings_are_explicit(tiny_model_paths, rollout_cfg):
 
 def test_evaluation_records_the_settings_in_effect(tiny_model_paths, grit_cache, tmp_path):
     """metrics.json `_meta` and run_info.json say which settings decoded, even for a checkpoint with leftovers."""
-    from hydra import compose, initialize_config_dir
-
     from grit_exp.evaluation.runner import run_evaluation
-    from grit_exp.hydra_app import CONF_DIR
 
     weird_dir = _copy_with_leftovers(tiny_model_paths["tiny_qwen2_5_vl"], tmp_path / "weird")
     rows = make_rows(tmp_path, sizes=((112, 112),))
     data = tmp_path / "eval.jsonl"
     data.write_text(json.dumps({"question": "How many?", "answer": "1", "image": rows[0].image, "width": 112,
                                 "height": 112, "bboxs": [[10, 10, 40, 40]], "dataset": "extra"}) + "\n")
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="eval", overrides=[
-            f"model.path={weird_dir}", "model.tiny_builder=null", "rollout.max_new_tokens=5",
-            "dataset.synthetic.enabled=false", f"dataset.eval=[{{path:{data},image_root:{tmp_path},name:extra}}]",
-            "eval.num_pictures=0", "judge.cache_path=null"])
+    cfg = compose_config("eval", f"model.path={weird_dir}", "model.tiny_builder=null", "rollout.max_new_tokens=5",
+                         "dataset.synthetic.enabled=false", f"dataset.eval=[{{path:{data},image_root:{tmp_path},name:extra}}]",
+                         "eval.num_pictures=0", "judge.cache_path=null")
     run_evaluation(cfg, tmp_path / "run")
     meta = json.loads((tmp_path / "run" / "metrics.json").read_text())["_meta"]
     generation = meta["generation"]

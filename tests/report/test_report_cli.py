@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from report_fixtures import make_evaluate_run, make_training_run, write_metrics
 
 from grit_exp.report import main
 from grit_exp.reporting import plot_overlay, plot_run_curves, read_curve_records
 from grit_exp.reporting.curves import series
+from tests.helpers.run_dirs import make_evaluate_run, make_training_run, write_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from report_fixtures import make_evaluate_run, make_training_run, write_metrics
 
 from grit_exp.reporting import build_table1, collect_results, render_markdown
+from tests.helpers.run_dirs import make_evaluate_run, make_training_run, write_metrics
 
 
 def method_of(root) -> str:

@@ -3,9 +3,8 @@
 
 from __future__ import annotations
 
-from report_fixtures import make_evaluate_run
-
 from grit_exp.report import main as report_main
+from tests.helpers.run_dirs import make_evaluate_run
 
 
 def test_report_out_never_overwrites_a_users_folder(tmp_path, caplog) -> None:

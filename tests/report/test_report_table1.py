@@ -7,7 +7,6 @@ import io
 import re
 
 import pytest
-from report_fixtures import make_evaluate_run, make_training_run, write_config, write_metrics
 
 from grit_exp.reporting import (
     PAPER_TABLE1,
@@ -19,6 +18,7 @@ from grit_exp.reporting import (
     render_markdown,
 )
 from grit_exp.reporting.table1 import mme_acc
+from tests.helpers.run_dirs import make_evaluate_run, make_training_run, write_config, write_metrics
 
 
 def md_table(text: str) -> list[list[str]]:

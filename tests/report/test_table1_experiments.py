@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
@@ -14,14 +13,10 @@ from grit_exp.evaluation.settings import validate_eval_config
 from grit_exp.hydra_app import CONF_DIR
 from grit_exp.reporting import PAPER_TABLE1
 from grit_exp.reporting.collect import describe_run
+from tests.helpers.configs import compose_config
 
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "eval_experiment").glob("*.yaml"))
 BASE_CHECKPOINTS = {"qwen2_5_vl_3b": "Qwen/Qwen2.5-VL-3B-Instruct", "internvl3_2b": "OpenGVLab/InternVL3-2B-hf"}
-
-
-def compose_eval(overrides: list[str]):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="eval", overrides=overrides)
 
 
 def test_one_experiment_per_paper_row():
@@ -34,7 +29,7 @@ def test_table1_experiment_composes_and_names_its_row(name, tmp_path):
     text = (CONF_DIR / "eval_experiment" / f"{name}.yaml").read_text()
     assert text.startswith("# @package _global_\n")
     assert "[paper]" in text and "[code]" in text, "each file says which values come from the paper and which from the code"
-    cfg = compose_eval([f"eval_experiment={name}"])
+    cfg = compose_config("eval", f"eval_experiment={name}")
     validate_eval_config(cfg)
     assert (cfg.table1.model, cfg.table1.method) == (model, method)
     assert cfg.model.name == model and cfg.prompt.name == method
@@ -48,7 +43,7 @@ def test_table1_experiment_composes_and_names_its_row(name, tmp_path):
         if "GRIT_CHECKPOINT" not in os.environ:
             with pytest.raises(InterpolationResolutionError, match=r"GRIT_CHECKPOINT(.|\n)*full_key: model.path"):
                 _ = cfg.model.path
-        given = compose_eval([f"eval_experiment={name}", "model.path=/ckpt/step_200/model"])
+        given = compose_config("eval", f"eval_experiment={name}", "model.path=/ckpt/step_200/model")
         assert given.model.path == "/ckpt/step_200/model"
     elif method == "grit":
         assert cfg.model.path == "yfan1997/GRIT-20-Qwen2.5-VL-3B"

@@ -7,31 +7,29 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from transformers import LogitsProcessorList
 
 import grit_exp.rollout.decode as decode_module
 from grit_exp.data.prompts import build_user_text
 from grit_exp.data.reader import load_dataset_splits
-from grit_exp.hydra_app import CONF_DIR
 from grit_exp.models import build_adapter
 from grit_exp.rollout.decode import decode, greedy_tokens
 from grit_exp.rollout.hf import HFRollout, only_these_settings
 from grit_exp.rollout.kv_cache import in_place_cache
 from grit_exp.rollout.seeded_sampling import PerRowSeededSampler, completion_seed
+from tests.helpers.configs import compose_config
 
 G, MAX_NEW = 3, 24
 
 
 @pytest.fixture(scope="module", params=["tiny_qwen2_5_vl", "tiny_internvl"])
 def setup(request, grit_cache, tiny_model_paths):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[f"model={request.param}", "dataset.synthetic.num_train=8",
-                                                      "dataset.synthetic.num_val=2", f"rollout.max_new_tokens={MAX_NEW}",
-                                                      "rollout.stop_strings=[]",
-                                                      # the mixed questions (the demo's data asks one): prompts of different lengths
-                                                      "dataset.synthetic.kind_weights=[0.6,0.2,0.2]",
-                                                      "dataset.synthetic.count_targets=9"])
+    cfg = compose_config("train", f"model={request.param}", "dataset.synthetic.num_train=8",
+                         "dataset.synthetic.num_val=2", f"rollout.max_new_tokens={MAX_NEW}",
+                         "rollout.stop_strings=[]",
+                         # the mixed questions (the demo's data asks one): prompts of different lengths
+                         "dataset.synthetic.kind_weights=[0.6,0.2,0.2]",
+                         "dataset.synthetic.count_targets=9")
     rows, _ = load_dataset_splits(cfg.dataset, cfg.seed)
     adapter = build_adapter(cfg.model)
     model = adapter.load_model("cpu").eval()

@@ -6,13 +6,11 @@ from __future__ import annotations
 import time
 
 import torch
-from hydra import compose, initialize_config_dir
 from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteriaList
 
 from grit_exp.api_keys import SecretStr
 from grit_exp.data.prompts import build_user_text
 from grit_exp.data.reader import load_dataset_splits
-from grit_exp.hydra_app import CONF_DIR
 from grit_exp.judge.openai_judge import OpenAIJudge
 from grit_exp.models import build_adapter
 from grit_exp.rewards import RewardContext, compute_rewards
@@ -20,6 +18,7 @@ from grit_exp.rollout.hf import HFRollout, only_these_settings
 from grit_exp.rollout.judge_overlap import JudgeAhead, overlaps_generation
 from grit_exp.rollout.types import completion_mask
 from grit_exp.testing.fake_judge_server import FakeJudgeServer
+from tests.helpers.configs import compose_config
 
 
 class ForceTokens(LogitsProcessor):
@@ -49,9 +48,8 @@ class Recording:
 
 
 def test_answers_are_judged_during_generation_with_the_same_rewards(grit_cache, tiny_model_paths):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=["dataset.synthetic.num_train=8", "dataset.synthetic.num_val=2",
-                                                      "rollout.max_new_tokens=60", "reward=grit_paper"])
+    cfg = compose_config("train", "dataset.synthetic.num_train=8", "dataset.synthetic.num_val=2",
+                         "rollout.max_new_tokens=60", "reward=grit_paper")
     rows, _ = load_dataset_splits(cfg.dataset, cfg.seed)
     rows = rows[:4]
     adapter = build_adapter(cfg.model)

@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from transformers import DynamicCache
 
 from grit_exp.data.prompts import build_user_text
 from grit_exp.data.reader import load_dataset_splits
-from grit_exp.hydra_app import CONF_DIR
 from grit_exp.models import build_adapter
 from grit_exp.rollout.hf import HFRollout, only_these_settings
 from grit_exp.rollout.kv_cache import InPlaceLayer, in_place_cache
+from tests.helpers.configs import compose_config
 
 
 @pytest.mark.parametrize("model", ["tiny_qwen2_5_vl", "tiny_internvl"])
 def test_same_tokens_as_the_dynamic_cache(model, grit_cache, tiny_model_paths):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[f"model={model}", "dataset.synthetic.num_train=8",
-                                                      "dataset.synthetic.num_val=2", "rollout.max_new_tokens=24"])
+    cfg = compose_config("train", f"model={model}", "dataset.synthetic.num_train=8",
+                         "dataset.synthetic.num_val=2", "rollout.max_new_tokens=24")
     rows, _ = load_dataset_splits(cfg.dataset, cfg.seed)
     adapter = build_adapter(cfg.model)
     policy = adapter.load_model("cpu")

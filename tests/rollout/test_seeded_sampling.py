@@ -5,15 +5,14 @@ processes)."""
 from __future__ import annotations
 
 import torch
-from hydra import compose, initialize_config_dir
 from transformers import LogitsProcessorList, TopKLogitsWarper, TopPLogitsWarper
 
 from grit_exp.data.prompts import build_user_text
 from grit_exp.data.reader import load_dataset_splits
-from grit_exp.hydra_app import CONF_DIR
 from grit_exp.models import build_adapter
 from grit_exp.rollout.hf import HFRollout
 from grit_exp.rollout.seeded_sampling import PerRowSeededSampler, completion_seed, filter_top_k_top_p
+from tests.helpers.configs import compose_config
 
 
 def test_top_k_top_p_filter_matches_transformers_warpers():
@@ -49,9 +48,8 @@ def test_seeds_are_stable_and_distinct():
 
 
 def test_a_completion_does_not_depend_on_its_batch_neighbours(grit_cache, tiny_model_paths):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=["dataset.synthetic.num_train=8", "dataset.synthetic.num_val=2",
-                                                      "rollout.max_new_tokens=12", "rollout.stop_strings=[]"])
+    cfg = compose_config("train", "dataset.synthetic.num_train=8", "dataset.synthetic.num_val=2",
+                         "rollout.max_new_tokens=12", "rollout.stop_strings=[]")
     rows, _ = load_dataset_splits(cfg.dataset, cfg.seed)
     adapter = build_adapter(cfg.model)
     model = adapter.load_model("cpu")

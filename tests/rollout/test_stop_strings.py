@@ -8,22 +8,20 @@ import random
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from transformers import LogitsProcessorList, StoppingCriteriaList, StopStringCriteria
 
 from grit_exp.data.prompts import build_user_text
 from grit_exp.data.reader import load_dataset_splits
-from grit_exp.hydra_app import CONF_DIR
 from grit_exp.models import build_adapter
 from grit_exp.rollout.hf import HFRollout, only_these_settings
 from grit_exp.rollout.seeded_sampling import PerRowSeededSampler, completion_seed
 from grit_exp.rollout.stop_strings import StopStringsByTokenIds
+from tests.helpers.configs import compose_config
 
 
 def _cfg(*overrides: str):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="train", overrides=["dataset.synthetic.num_train=8", "dataset.synthetic.num_val=2",
-                                                       *overrides])
+    return compose_config("train", "dataset.synthetic.num_train=8", "dataset.synthetic.num_val=2",
+                          *overrides)
 
 
 @pytest.fixture(scope="module")

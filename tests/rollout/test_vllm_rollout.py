@@ -14,16 +14,15 @@ import pytest
 pytest.importorskip("vllm", reason="vLLM is not installed here: `make test-vllm` runs these in .venv-vllm")
 
 import torch  # noqa: E402
-from hydra import compose, initialize_config_dir  # noqa: E402
 
 from grit_exp.data.prompts import build_user_text  # noqa: E402
 from grit_exp.data.reader import load_dataset_splits  # noqa: E402
-from grit_exp.hydra_app import CONF_DIR  # noqa: E402
 from grit_exp.models import build_adapter  # noqa: E402
 from grit_exp.rollout.factory import build_rollout  # noqa: E402
 from grit_exp.rollout.hf import HFRollout  # noqa: E402
 from grit_exp.rollout.seeded_sampling import completion_seed  # noqa: E402
 from grit_exp.rollout.vllm import VLLMRollout  # noqa: E402
+from tests.helpers.configs import compose_config  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -35,9 +34,8 @@ VLLM_CPU = ["rollout=vllm", "rollout.vllm.kv_cache_memory_bytes=67108864", "roll
 
 @pytest.fixture(scope="module")
 def setup(grit_cache, tiny_model_paths):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[*VLLM_CPU, "model=tiny_qwen2_5_vl", "dataset.synthetic.num_train=8",
-                                                      "dataset.synthetic.num_val=2", "rollout.max_new_tokens=20"])
+    cfg = compose_config("train", *VLLM_CPU, "model=tiny_qwen2_5_vl", "dataset.synthetic.num_train=8",
+                         "dataset.synthetic.num_val=2", "rollout.max_new_tokens=20")
     rows, _ = load_dataset_splits(cfg.dataset, cfg.seed)
     adapter = build_adapter(cfg.model)
     policy = perturbed(adapter.load_model("cpu", dtype="float32"), seed=0)
