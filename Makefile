@@ -30,7 +30,7 @@ test: install
 test-slow: install install-browser
 	$(PY) -m pytest -q -m "slow and not gpu" -p no:cacheprovider
 
-# The web demo's browser test drives Debian's Chromium through chromedriver (tests/test_demo.py).
+# The web app's browser test drives Debian's Chromium through chromedriver (tests/test_web_app.py).
 install-browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; }

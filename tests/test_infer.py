@@ -11,10 +11,11 @@ import pytest
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
-from grit_exp.config import ConfigError
+from grit_exp.errors import ConfigError
+from grit_exp.grounded_answer import BOX_COLORS, boxes_in_original
 from grit_exp.grounding.frames import ImageGeometry
 from grit_exp.hydra_app import CONF_DIR
-from grit_exp.infer import boxes_in_original, check_inputs, draw_boxes, format_result, run_inference
+from grit_exp.infer import check_inputs, format_result, run_inference
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,20 +47,6 @@ def test_internvl_boxes_are_printed_in_original_pixels():
     assert "1. [64.0, 96.0, 320.0, 480.0]  section=think  label='dog'" in format_result("<think><ref>dog</ref><box>[[100, 200, 500, 1000]]</box></think>", geometry)
 
 
-def test_drawn_picture_has_the_boxes_clipped_and_skips_degenerate(tmp_path):
-    Image.new("RGB", (100, 80), (255, 255, 255)).save(tmp_path / "in.png")
-    boxes = [{"original": [10.0, 10.0, 50.0, 40.0], "label": "a", "degenerate": False},
-             {"original": [60.0, -20.0, 500.0, 70.0], "label": None, "degenerate": False},  # runs off the image
-             {"original": [5.0, 60.0, 5.0, 75.0], "label": None, "degenerate": True}]
-    out = draw_boxes(tmp_path / "in.png", boxes, tmp_path / "sub" / "out.png")
-    with Image.open(out) as im:
-        assert im.size == (100, 80)
-        assert im.getpixel((10, 25)) == (230, 20, 20)  # left edge of box 1
-        assert im.getpixel((99, 50)) == (20, 120, 230)  # box 2 clipped to the right border
-        assert im.getpixel((5, 70)) == (255, 255, 255)  # the degenerate box is not drawn
-        assert im.getpixel((30, 25)) == (255, 255, 255)  # inside box 1: outline only
-
-
 def _image(tmp_path: Path) -> Path:
     path = tmp_path / "photo.png"
     Image.new("RGB", (150, 90), (30, 200, 60)).save(path)
@@ -68,7 +55,7 @@ def _image(tmp_path: Path) -> Path:
 
 def test_missing_image_is_named(tmp_path):
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="infer", overrides=[f"image={tmp_path}/nope.jpg", "question=Why?"])
+        cfg = compose(config_name="app", overrides=[f"image={tmp_path}/nope.jpg", "question=Why?"])
     with pytest.raises(ConfigError, match=r"image='.*nope\.jpg': no such file"):
         check_inputs(cfg)
 
@@ -76,7 +63,7 @@ def test_missing_image_is_named(tmp_path):
 def test_inference_on_the_tiny_model_prints_what_it_saves(tmp_path, tiny_model_paths, capsys):
     image = _image(tmp_path)
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="infer", overrides=[
+        cfg = compose(config_name="app", overrides=[
             f"image={image}", "question=How many green squares are there?", "rollout.max_new_tokens=12",
             f"out={tmp_path}/pictures/boxes.png", "device=cpu"])
     record = run_inference(cfg, tmp_path / "run")
@@ -89,8 +76,10 @@ def test_inference_on_the_tiny_model_prints_what_it_saves(tmp_path, tiny_model_p
     assert saved["boxes"] == json.loads(json.dumps(boxes_in_original(saved["completion"], geometry)))
     assert printed == format_result(saved["completion"], geometry) + f"picture: {tmp_path}/pictures/boxes.png\n"
     assert "\nQuestion: How many green squares are there? First, think between <think>" in saved["user_text"]
-    with Image.open(tmp_path / "pictures" / "boxes.png") as im:
-        assert im.size == (150, 90)
+    with Image.open(tmp_path / "pictures" / "boxes.png") as im:  # the web app's picture: 150 px shown at 448
+        assert im.width == 448 and im.height > round(90 * 448 / 150)  # a legend band below the image
+        legend = [im.convert("RGB").getpixel((x, y)) for x in range(30) for y in range(269, im.height)]
+        assert (BOX_COLORS[0] in legend) == bool(saved["boxes"])
 
 
 @pytest.mark.slow

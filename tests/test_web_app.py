@@ -1,7 +1,7 @@
-"""The web demo: the page's pieces (fast), and the real page in a real browser (slow).
+"""The web app: the page's pieces (fast), and the real page in a real browser (slow).
 
 The slow test trains a tiny model with the toolkit's own SFT until it has learnt two generated
-training rows by heart (~50 s), starts `python -m grit_exp.demo` on 127.0.0.1, then drives Debian's
+training rows by heart (~50 s), starts `python -m grit_exp.web_app` on 127.0.0.1, then drives Debian's
 Chromium (Selenium + chromedriver): uploads the training image, asks its question, and checks the
 rendered page shows the answer, the reasoning with numbered boxes, and a picture with those boxes
 drawn where the gold boxes are, in the colours of their numbers.
@@ -24,10 +24,10 @@ import pytest
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
-import grit_exp.demo  # noqa: F401  (registers conf/web_demo.yaml's schema)
-from grit_exp.grounded_answer import GroundedAnswer, picture, reasoning_html
+import grit_exp.web_app  # noqa: F401  (the page's module imports without Gradio)
+from grit_exp.grounded_answer import BOX_COLORS, GroundedAnswer, picture, reasoning_html
+from grit_exp.grounding.frames import ImageGeometry
 from grit_exp.hydra_app import CONF_DIR
-from grit_exp.infer import BOX_COLORS
 from tests.helpers.html_dom import parse
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,17 +35,19 @@ CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 COMPLETION = '<think> {"bbox_2d": [10, 10, 50, 40]} {"bbox_2d": [60, 20, 55, 30]} </think><rethink> r </rethink><answer> 2 </answer>'
 
 
-def test_demo_config_composes():
+def test_app_config_composes_for_the_web_app():
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="web_demo", overrides=["server.port=0", "model.path=/ckpt"])
+        cfg = compose(config_name="app", overrides=["server.port=0", "model.path=/ckpt"])
     assert (cfg.server.host, cfg.server.port, cfg.model.path, cfg.prompt.name) == ("127.0.0.1", 0, "/ckpt", "grit")
+    assert cfg.out is None and cfg.rollout.max_new_tokens == 1000  # image / question: infer's, left ???
 
 
 def test_picture_and_reasoning_number_the_same_boxes(tmp_path):
     Image.new("RGB", (112, 112), (240, 240, 240)).save(tmp_path / "img.png")
-    boxes = [{"original": [10.0, 10.0, 50.0, 40.0], "section": "think", "label": None, "span": [20, 36]},
-             {"original": [60.0, 20.0, 55.0, 30.0], "section": "think", "label": "cat", "span": [50, 66]}]
-    result = GroundedAnswer("q?", "q?", COMPLETION, "2", boxes, 112, 112)
+    boxes = [{"original": [10.0, 10.0, 50.0, 40.0], "section": "think", "label": None},
+             {"original": [60.0, 20.0, 55.0, 30.0], "section": "think", "label": "cat"}]
+    geometry = ImageGeometry(family="qwen2_5_vl", orig_width=112, orig_height=112, input_width=112, input_height=112)
+    result = GroundedAnswer(str(tmp_path / "img.png"), "q?", "q?", COMPLETION, "2", boxes, [(20, 36), (50, 66)], geometry)
     assert COMPLETION[20:36] == "[10, 10, 50, 40]" and COMPLETION[50:66] == "[60, 20, 55, 30]"
     page = parse(reasoning_html(result))
     tags = page.find_all("span", cls="tag")
@@ -69,14 +71,14 @@ def wait_for_server(url: str, proc: subprocess.Popen, log: Path, timeout: float 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(f"the demo exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            raise AssertionError(f"the web app exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
         try:
             with urllib.request.urlopen(url, timeout=5) as response:
                 if response.status == 200:
                     return
         except OSError:
             time.sleep(1)
-    raise AssertionError(f"the demo did not answer at {url} within {timeout} s:\n{log.read_text()[-3000:]}")
+    raise AssertionError(f"the web app did not answer at {url} within {timeout} s:\n{log.read_text()[-3000:]}")
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +90,7 @@ def memorising_checkpoint(tmp_path_factory, grit_cache, tiny_model_paths) -> tup
     cmd = [sys.executable, "-m", "grit_exp.train", "algorithm=sft", "dataset.synthetic.num_train=2",
            "dataset.synthetic.num_val=2", "trainer.max_steps=50", "trainer.prompts_per_step=4", "trainer.micro_batch_size=4",
            "trainer.learning_rate=3e-3", "trainer.eval_every=1000", "trainer.save_every=50", "trainer.eval_on_start=false",
-           # the mixed questions (the demo's data asks for red squares, which 2 rows may not have)
+           # the mixed questions (the CPU demo's data asks for red squares, which 2 rows may not have)
            "dataset.synthetic.kind_weights=[0.6,0.2,0.2]", "dataset.synthetic.count_targets=9",
            f"hydra.run.dir={run}"]
     out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
@@ -105,20 +107,20 @@ def memorising_checkpoint(tmp_path_factory, grit_cache, tiny_model_paths) -> tup
 @pytest.mark.timeout(900)
 @pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None,
                     reason="needs Debian's chromium and chromium-driver (make install-browser)")
-def test_demo_in_a_real_browser(memorising_checkpoint, grit_cache, tmp_path):
-    pytest.importorskip("gradio", reason="the demo extra: pip install -e '.[demo]'")
+def test_web_app_in_a_real_browser(memorising_checkpoint, grit_cache, tmp_path):
+    pytest.importorskip("gradio", reason="the web app's extra: pip install -e '.[demo]'")
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium (dev extra) drives the browser")
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     checkpoint, row = memorising_checkpoint
     port = free_port()
-    log = tmp_path / "demo.log"
+    log = tmp_path / "web_app.log"
     env = {**os.environ, "GRIT_EXP_CACHE": str(grit_cache), "GRADIO_TEMP_DIR": str(tmp_path / "gradio")}
     with log.open("w") as handle:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "grit_exp.demo", f"model.path={checkpoint}", f"server.port={port}",
-             "rollout.max_new_tokens=128", f"hydra.run.dir={tmp_path / 'demo_run'}"],
+            [sys.executable, "-m", "grit_exp.web_app", f"model.path={checkpoint}", f"server.port={port}",
+             "rollout.max_new_tokens=128", f"hydra.run.dir={tmp_path / 'web_app_run'}"],
             cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     options = webdriver.ChromeOptions()

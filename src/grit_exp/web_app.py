@@ -1,13 +1,14 @@
-"""`python -m grit_exp.demo [model.path=...]`: a Gradio page to ask a model about an image.
+"""`python -m grit_exp.web_app [model.path=...]`: a Gradio page to ask a model about an image.
 
 A person uploads an image and asks a question; the page shows the answer, the grounded reasoning with
 a numbered tag in front of each box, and the image with the same boxes drawn, numbered and
 coloured alike, with a legend inside the picture. The model answers through `GroundedAnswerer`: the
-same adapter, prompt and box parsing as evaluation and `grit_exp.infer`, greedy decoding. Composes
-conf/web_demo.yaml (model, prompt, rollout groups; `server.host` / `server.port`, port 0 = a free one).
+same adapter, prompt and box parsing as evaluation, and the same path as `grit_exp.infer`, greedy
+decoding. Composes conf/app.yaml, infer's config too (model, prompt, rollout groups; `server.host` /
+`server.port`, port 0 = a free one; `image` / `question` / `out` are infer's and unused here).
 
-    python -m grit_exp.demo model.path=outputs/<date>/<time>/checkpoints/step_30/model
-    python -m grit_exp.demo model=qwen2_5_vl_3b model.path=yfan1997/GRIT-20-Qwen2.5-VL-3B server.port=8080
+    python -m grit_exp.web_app model.path=outputs/<date>/<time>/checkpoints/step_30/model
+    python -m grit_exp.web_app model=qwen2_5_vl_3b model.path=yfan1997/GRIT-20-Qwen2.5-VL-3B server.port=8080
 
 Gradio is an optional extra (`pip install -e '.[demo]'`); without it the command says so in one
 line. Gradio does the serving (HTTP, uploads, queue); this module only lays out the page. Nothing is
@@ -22,63 +23,36 @@ import logging
 import os
 import sys
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import hydra
-from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig
+from omegaconf import DictConfig
 
-from grit_exp.config import (
-    ConfigError,
-    ModelConfig,
-    PathsConfig,
-    PromptConfig,
-    RolloutConfig,
-    validate_groups,
-)
-from grit_exp.errors import reported_user_errors
+from grit_exp.config import validate_groups
+from grit_exp.errors import ConfigError
+from grit_exp.grounded_answer import GroundedAnswerer, picture, reasoning_html  # registers app_schema
 from grit_exp.hydra_app import CONF_DIR
+from grit_exp.preflight import preflight, reported_user_errors
 
-log = logging.getLogger("grit_exp.demo")
+log = logging.getLogger("grit_exp.web_app")
 
 RANDOM_MODEL_NOTE = ("This model is randomly initialised (a tiny model for tests and the CPU demo): its answers and "
-                     "boxes are noise. Start the demo with model.path=<run>/checkpoints/step_<N>/model or a real model.")
-
-
-@dataclass
-class ServerConfig:
-    host: str = "127.0.0.1"
-    port: int = 7860  # 0: a free port
-
-
-@dataclass
-class DemoConfig:
-    seed: int = 0
-    paths: PathsConfig = field(default_factory=PathsConfig)
-    model: ModelConfig = MISSING
-    prompt: PromptConfig = MISSING
-    rollout: RolloutConfig = MISSING
-    device: str = "auto"  # "auto" (cuda when available, else cpu) or a torch device string
-    server: ServerConfig = field(default_factory=ServerConfig)
-
-
-ConfigStore.instance().store(name="web_demo_schema", node=DemoConfig)
+                     "boxes are noise. Start the web app with model.path=<run>/checkpoints/step_<N>/model or a real "
+                     "model.")
 
 
 def import_gradio() -> Any:
     try:
         import gradio
     except ImportError as err:
-        raise ConfigError("the web demo needs Gradio, an optional extra: pip install -e '.[demo]'") from err
+        raise ConfigError("the web app needs Gradio, an optional extra: pip install -e '.[demo]'") from err
     return gradio
 
 
 def build_page(answerer: Any) -> Any:
-    """The Gradio Blocks of the demo around a loaded `GroundedAnswerer`."""
+    """The Gradio Blocks of the web app around a loaded `GroundedAnswerer`."""
     gr = import_gradio()
-    from grit_exp.grounded_answer import picture, reasoning_html
 
     def ask(image_path: str | None, question: str) -> tuple[Any, str, str]:
         if not image_path:
@@ -116,10 +90,8 @@ def build_page(answerer: Any) -> Any:
 def serve(cfg: Any) -> None:
     """Load the model, then serve the page until interrupted."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    os.environ.setdefault("GRADIO_TEMP_DIR", str(Path(tempfile.gettempdir()) / "grit_exp_demo"))  # uploads
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(Path(tempfile.gettempdir()) / "grit_exp_web_app"))  # uploads
     import_gradio()  # fail in one line before loading a model
-    from grit_exp.grounded_answer import GroundedAnswerer
-
     answerer = GroundedAnswerer(cfg)
     page = build_page(answerer)
     port = int(cfg.server.port) or None  # None: Gradio picks a free port from 7860 on
@@ -127,15 +99,13 @@ def serve(cfg: Any) -> None:
     page.launch(server_name=str(cfg.server.host), server_port=port, share=False, show_error=True, quiet=False)
 
 
-@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="web_demo")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="app")
 def main(cfg: DictConfig) -> None:
-    with reported_user_errors("demo"):
+    with reported_user_errors("web_app"):
         validate_groups(cfg)
         serve(cfg)
 
 
 if __name__ == "__main__":
-    from grit_exp.preflight import preflight
-
-    preflight(main, "web_demo", str(CONF_DIR), validate_groups)
+    preflight(main, "app", str(CONF_DIR), validate_groups)
     sys.exit(main())

@@ -8,7 +8,8 @@ import time
 import pytest
 
 from grit_exp.api_keys import SecretStr
-from grit_exp.judge import JudgeConfigError, JudgeRequest
+from grit_exp.errors import JudgeConfigError
+from grit_exp.judge import JudgeRequest
 from grit_exp.judge.cache import JudgeCache
 from grit_exp.testing.fake_judge_server import FakeJudgeServer, Fault, FaultKind
 
@@ -84,6 +85,9 @@ def test_retry_after_is_honoured(fake_server, make_judge, fault: Fault, wait_s: 
     judge = make_judge()  # the openai client's retry honours the header
     (result,) = judge.score(requests_for(("3", "three")))
     assert result.score == 1.0
+    deadline = time.monotonic() + 5  # the server logs a request after it has sent the reply
+    while len(fake_server.log) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
     first, second = fake_server.log
     assert first.outcome == "rate_limit" and second.outcome == "ok"
     gap = second.started - first.finished
@@ -200,3 +204,16 @@ def test_a_fake_server_run_does_not_poison_a_run_against_another_endpoint(fake_s
     same = make_judge(cache=JudgeCache(tmp_path / "c.sqlite"))  # the same judge again: all from the cache
     same.score(batch)
     assert same.stats.cache_hits == 3 and same.stats.requests == 0
+
+
+def test_no_training_or_evaluation_run_imports_the_test_doubles() -> None:
+    """The fake server is a test double (grit_exp.testing): runs reach it over HTTP only, never by import."""
+    import subprocess
+    import sys
+
+    code = ("import sys, grit_exp.train, grit_exp.evaluate, grit_exp.training.run, grit_exp.evaluation.runner, "
+            "grit_exp.judge.openai_judge, grit_exp.judge.vision; "
+            "print(sorted(m for m in sys.modules if m.startswith('grit_exp.testing')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip() == "[]"

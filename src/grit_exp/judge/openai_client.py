@@ -34,7 +34,8 @@ from typing import Any, Generic, TypeVar
 import openai
 
 from grit_exp.api_keys import SecretStr, redact
-from grit_exp.judge.base import JudgeConfigError, JudgeStats
+from grit_exp.errors import JudgeConfigError
+from grit_exp.judge.base import JudgeStats
 
 logger = logging.getLogger(__name__)
 

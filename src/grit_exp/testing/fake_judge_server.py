@@ -1,6 +1,8 @@
-"""A local Chat Completions server that plays the GRIT judge, with scheduled faults.
+"""A test double: a local Chat Completions server that plays the GRIT judge, with scheduled faults.
 
-For tests, the judge benchmark and dry runs of an evaluation without an API key:
+For tests, the judge benchmark, and users' dry runs of a training or an evaluation without an API
+key (nothing in a training or evaluation run imports it; a run reaches it only over HTTP, through
+`judge.base_url`):
 
     with FakeJudgeServer(latency_s=0.05) as server:
         ...  judge.base_url=server.base_url, OPENAI_API_KEY=anything
