@@ -103,9 +103,10 @@ def peak_tflops(device: torch.device, given: float | None) -> float | None:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from hydra import compose, initialize_config_dir
 
-    from grit_exp.algorithm.grpo import StepModules, grpo_step
+    from grit_exp.algorithm.grpo import grpo_step
+    from grit_exp.algorithm.step_modules import StepModules
     from grit_exp.cluster.engine import TrainingEngine
-    from grit_exp.config import validate
+    from grit_exp.config import validate_train
     from grit_exp.data.reader import load_dataset_splits
     from grit_exp.hydra_app import CONF_DIR
     from grit_exp.judge import build_judge
@@ -126,7 +127,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     ]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="train", overrides=overrides)
-    validate(cfg)
+    validate_train(cfg)
     rows, _ = load_dataset_splits(cfg.dataset, cfg.seed)
     adapter = build_adapter(cfg.model)
     engine = TrainingEngine(cfg.cluster, cfg.trainer, accumulation_steps=accumulation_steps(cfg, 1),

@@ -51,7 +51,8 @@ def peak_rss_mb() -> float:
 def run_grit(cfg: Any, steps: int) -> list[dict]:
     import torch
 
-    from grit_exp.algorithm.grpo import StepModules, grpo_step
+    from grit_exp.algorithm.grpo import grpo_step
+    from grit_exp.algorithm.step_modules import StepModules
     from grit_exp.cluster.engine import TrainingEngine
     from grit_exp.judge import build_judge
     from grit_exp.rollout.hf import HFRollout

@@ -41,7 +41,8 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "1")))
-    from grit_exp.algorithm.grpo import StepModules, grpo_step
+    from grit_exp.algorithm.grpo import grpo_step
+    from grit_exp.algorithm.step_modules import StepModules
     from grit_exp.cluster.engine import TrainingEngine
     from grit_exp.judge import build_judge
     from grit_exp.rollout.hf import HFRollout

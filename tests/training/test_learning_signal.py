@@ -8,9 +8,10 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from grit_exp.algorithm.grpo import StepModules, grpo_step
+from grit_exp.algorithm.grpo import grpo_step
+from grit_exp.algorithm.step_modules import StepModules
 from grit_exp.cluster.engine import TrainingEngine
-from grit_exp.config import validate
+from grit_exp.config import validate_train
 from grit_exp.data.prompts import build_user_text
 from grit_exp.data.reader import load_dataset_splits
 from grit_exp.hydra_app import CONF_DIR
@@ -54,7 +55,7 @@ def test_a_reward_for_even_token_ids_raises_their_probability(even_ids_term, gri
     )
     cfg.reward.weights = {"test_favours_even_ids": 1.0}
     cfg.reward.options = {}
-    validate(cfg)
+    validate_train(cfg)
     torch.manual_seed(0)
     rows, _ = load_dataset_splits(cfg.dataset, cfg.seed)
     adapter = build_adapter(cfg.model)
@@ -89,6 +90,6 @@ def test_beta_zero_builds_no_reference_model(tmp_path, grit_cache, tiny_model_pa
               "trainer.eval_on_start=false", "rollout.max_new_tokens=4", "trainer.eval_every=100"]
     for beta, expected in (("0", False), ("0.01", True)):
         cfg = compose_cfg(*common, f"algorithm.beta={beta}")
-        validate(cfg)
+        validate_train(cfg)
         summary = run_training(cfg, run_dir=tmp_path / f"beta_{beta}")
         assert summary["reference_model_built"] is expected

@@ -1,8 +1,12 @@
-"""Supervised fine-tuning on gold grounded chains (`algorithm=sft`, and the cached warm start).
+"""Supervised fine-tuning on gold grounded chains: the `algorithm=sft` step and the cached warm start.
 
 The target of a row is its gold chain rendered in the model family's box frame (the geometry
 comes from the processed prompt, so Qwen targets use the resized-input pixels the model sees),
 followed by the end-of-turn token. The loss is the mean negative log-likelihood of target tokens.
+`sft_step` is one optimizer step of a training run (through the engine, micro-batched like the GRPO
+update); `cached_warm_start` trains a plain SFT loop (`run_sft`) before GRPO and caches its weights by a
+fingerprint of what determines them. Left out: drawing the rows (`training/run.py`), the loss maths
+(`algorithm/losses.py`).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -23,6 +28,7 @@ import torch
 from transformers import get_scheduler
 
 from grit_exp.algorithm.losses import sft_loss
+from grit_exp.algorithm.step_modules import StepModules, micro_batches
 from grit_exp.data.gold_chain import format_gold_chain
 from grit_exp.data.prompts import build_user_text
 from grit_exp.data.schema import GritRow
@@ -57,6 +63,28 @@ def sft_step_loss(adapter: ModelAdapter, model: torch.nn.Module, rows: list[Grit
     device = next(model.parameters()).device
     logp = adapter.completion_logprobs(model, prompt.to(device), ids.to(device), mask.to(device))
     return sft_loss(logp, mask.to(device))
+
+
+def sft_step(m: StepModules, rows: list[GritRow]) -> dict[str, float]:
+    """One supervised optimizer step on this process's rows, micro-batched like the GRPO update."""
+    engine, t0 = m.engine, time.perf_counter()
+    m.policy.train()
+    loss_value = grad_norm = 0.0
+    for sl in micro_batches(len(rows), m.cfg.trainer.micro_batch_size):
+        part = rows[sl]
+        with engine.accumulate(m.policy):
+            with engine.autocast():
+                loss = sft_step_loss(m.adapter, m.policy, part, m.cfg.prompt)
+            w = len(part) / len(rows)
+            engine.backward(loss * w)
+            if engine.sync_gradients:
+                grad_norm = engine.clip_grad_norm(m.policy, m.cfg.trainer.max_grad_norm)
+            m.optimizer.step()
+            m.optimizer.zero_grad(set_to_none=True)
+        loss_value += float(loss.detach()) * w
+    m.scheduler.step()
+    return {"train/sft_loss": loss_value, "train/grad_norm": grad_norm, "train/lr": m.scheduler.get_last_lr()[0],
+            "time/step_s": time.perf_counter() - t0}
 
 
 def warm_start_fingerprint(cfg: Any, rows: list[GritRow]) -> str:

@@ -1,1 +1,1 @@
-"""The training loop and its run management (checkpoints, sampler, logging, warm start)."""
+"""A training run: build -> resume -> loop (`run.py`), and what it keeps: checkpoints, the prompt sampler, logging, the end-of-run summary."""

@@ -1,11 +1,15 @@
-"""Orchestration of a training run: build everything from the config, resume, loop, evaluate, save.
+"""A training run, written out (no framework trainer): build -> resume -> loop.
 
-The loop is written out here (no framework trainer): prompts from the sampler -> `grpo_step` (or an
-SFT step) -> metrics -> periodic evaluation and atomic checkpoints. Everything that depends on the
-hardware (devices, DDP / DeepSpeed, precision, accumulation, sharded state) goes through the
-`TrainingEngine`. Rank 0 decides the run directory and the checkpoint to resume from and
-broadcasts them; only rank 0 writes logs, metrics and the model directory. At the end it prints a
-before/after table of the evaluation metrics and writes `reward_curve.png` into the run directory.
+`build_run` builds everything from the config (engine, run directory, data, adapter, judge, the cached
+warm start, policy and reference, optimizer, scheduler, sampler, rollout), `resume_run` loads the
+checkpoint to continue from, and `train_loop` runs the steps: prompts from the sampler -> `grpo_step`
+(`algorithm/grpo.py`) or `sft_step` (`algorithm/sft.py`) -> metrics -> periodic evaluation and atomic
+checkpoints. Everything that depends on the hardware (devices, DDP / DeepSpeed, precision,
+accumulation, sharded state) goes through the `TrainingEngine`. Rank 0 decides the run directory and
+the checkpoint to resume from and broadcasts them; only rank 0 writes logs, metrics and the model
+directory. At the end it prints a before/after table of the evaluation metrics and writes
+`reward_curve.png` into the run directory. Left out: validating the config and mapping SLURM's
+environment (the entry point `grit_exp.train` does both, once), and the step's algorithm.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import logging
 import os
 import random
 import shutil
-import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +28,14 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from grit_exp.algorithm.grpo import StepModules, grpo_step, micro_batches
-from grit_exp.algorithm.sft import cached_warm_start, sft_step_loss
+from grit_exp.algorithm.grpo import grpo_step
+from grit_exp.algorithm.sft import cached_warm_start, sft_step
+from grit_exp.algorithm.step_modules import StepModules
+from grit_exp.api_keys import to_plain
 from grit_exp.cluster import collectives as distributed
-from grit_exp.cluster.engine import TrainingEngine, apply_cluster_env
-from grit_exp.config import to_plain, validate
+from grit_exp.cluster.engine import TrainingEngine
 from grit_exp.data.reader import load_dataset_splits
+from grit_exp.data.schema import GritRow
 from grit_exp.errors import GritError
 from grit_exp.evaluation.runner import evaluate_model
 from grit_exp.judge import build_judge
@@ -125,51 +131,66 @@ def build_policy(cfg: DictConfig, adapter: Any, engine: TrainingEngine, start_pa
     return policy
 
 
+@dataclass
+class RunParts:
+    """Everything `build_run` builds on this process, in the order it builds them."""
+
+    cfg: DictConfig
+    run_dir: Path  # rank 0's, on every process
+    engine: TrainingEngine
+    train_rows: list[GritRow]
+    eval_sets: dict[str, list[GritRow]]
+    resume_from: Path | None  # the checkpoint to resume from (rank 0's choice), or None: a fresh run
+    untrained_metrics: dict[str, float]  # the model before the warm start; empty: not evaluated
+    modules: StepModules  # adapter, policy, reference, rollout, judge, optimizer, scheduler, cfg, engine
+    sampler: PromptSampler
+
+
 def run_training(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
-    apply_cluster_env()
+    """Train on a composed, validated config (`grit_exp.train` validates it) into `run_dir` (default:
+    Hydra's); return the end-of-run summary."""
+    parts = build_run(cfg, run_dir)
+    start_step = resume_run(parts)
+    # opened once resume_run has cut metrics.jsonl back to the checkpoint's step
+    logger = RunLogger(parts.run_dir, cfg.logger, to_plain(cfg), cfg.trainer.max_steps, enabled=parts.engine.is_main)
+    train_loop(parts, logger, start_step)
+    logger.close()
+    summary = summarize_run(parts.run_dir) if parts.engine.is_main else {}
+    summary["reference_model_built"] = parts.modules.reference is not None
+    parts.modules.rollout.close()  # a vLLM engine leaves before the process group it shares
+    parts.engine.shutdown()
+    return summary
+
+
+def build_run(cfg: DictConfig, run_dir: Path | None = None) -> RunParts:
+    """Engine, run directory, data, model adapter, judge, warm start, policy (and reference), optimizer,
+    scheduler, sampler and rollout; rank 0 first wherever something is generated or cached."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    validate(cfg, world_size=world)
     engine = TrainingEngine(cfg.cluster, cfg.trainer, accumulation_steps=accumulation_steps(cfg, world),
                             micro_batch_size=cfg.trainer.micro_batch_size)
     run_dir = agree_on_run_dir(engine, Path(run_dir) if run_dir else _hydra_run_dir())
-    main, rank = engine.is_main, engine.rank
-    seed_everything(cfg.seed + rank)
-    device = engine.device
-    paths_cache = Path(cfg.paths.cache_dir).expanduser()
-
-    if main:
-        load_dataset_splits(cfg.dataset, cfg.seed)  # rank 0 generates / checks the data first
-    engine.barrier()
-    train_rows, eval_sets = load_dataset_splits(cfg.dataset, cfg.seed)
-    if main:
-        write_run_info(run_dir, cfg, [*train_rows, *(r for rows in eval_sets.values() for r in rows)])
-        (run_dir / "engine.json").write_text(json.dumps(engine.describe(), indent=2))
+    seed_everything(cfg.seed + engine.rank)
+    train_rows, eval_sets = load_data(cfg, engine, run_dir)
     with engine.whole_model_loading():  # building a tiny model is no collective, even under ZeRO-3
-        adapter = build_adapter(cfg.model) if main else None  # rank 0 builds a tiny model first, once
+        adapter = build_adapter(cfg.model) if engine.is_main else None  # rank 0 builds a tiny model first, once
         engine.barrier()
         adapter = adapter or build_adapter(cfg.model)
     judge = build_judge(cfg.judge)
-    is_sft = cfg.algorithm.name == "sft"
-
-    checkpoints_dir = run_dir / "checkpoints"
-    resume_from = ckpt.resolve_resume(cfg.trainer.resume, checkpoints_dir) if main else None
+    resume_from = ckpt.resolve_resume(cfg.trainer.resume, run_dir / "checkpoints") if engine.is_main else None
     resume_from = engine.broadcast_object(resume_from)
 
     untrained_metrics: dict[str, float] = {}
     start_path = None
-    if not is_sft and cfg.trainer.warm_start_sft_steps > 0:
+    if cfg.algorithm.name != "sft" and cfg.trainer.warm_start_sft_steps > 0:
         with engine.whole_model_loading():
             if cfg.trainer.eval_on_start and eval_sets and resume_from is None:
-                untrained_metrics = evaluate_untrained(cfg, adapter, judge, eval_sets, device,
+                untrained_metrics = evaluate_untrained(cfg, adapter, judge, eval_sets, engine.device,
                                                        run_dir / "eval" / "untrained")
-            if main:
-                cached_warm_start(cfg, adapter, train_rows, paths_cache, device, engine.autocast)
-            engine.barrier()
-            start_path = str(cached_warm_start(cfg, adapter, train_rows, paths_cache, device, engine.autocast))
+            start_path = str(warm_start(cfg, engine, adapter, train_rows))
 
     policy = build_policy(cfg, adapter, engine, start_path)
     reference = None
-    if not is_sft and cfg.algorithm.beta != 0 and not cfg.model.lora.enabled:
+    if cfg.algorithm.name != "sft" and cfg.algorithm.beta != 0 and not cfg.model.lora.enabled:
         reference = engine.prepare_frozen(adapter.load_model("cpu", path=start_path))
     params = [p for p in policy.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.trainer.learning_rate, weight_decay=cfg.trainer.weight_decay)
@@ -178,92 +199,102 @@ def run_training(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]
     sampler = PromptSampler(len(train_rows), cfg.seed)
     rollout = build_rollout(adapter, cfg.rollout, cfg.seed)  # hf or vllm
     modules = StepModules(adapter, policy, reference, rollout, judge, optimizer, scheduler, cfg, engine)
+    return RunParts(cfg, run_dir, engine, train_rows, eval_sets, resume_from, untrained_metrics, modules, sampler)
 
-    start_step = 0
-    if resume_from is not None:
-        state = ckpt.load_trainer_state(resume_from)
-        if state["world_size"] != engine.world_size:
-            raise GritError(
-                f"{resume_from} was written by {state['world_size']} processes, this run has {engine.world_size}: "
-                "resume with the same number of processes"
-            )
-        engine.load_state(resume_from / "state")  # policy, optimizer (own shard), this process's RNG
-        scheduler.load_state_dict(state["scheduler"])
-        sampler.load_state_dict(state["sampler"])
-        start_step = state["step"]
-        if main:
-            truncate_metrics_after(run_dir / "metrics.jsonl", start_step)
-            truncate_metrics_after(run_dir / "sampled_prompts.jsonl", start_step)
-        log.info("resumed from %s at step %d", resume_from, start_step)
 
-    logger = RunLogger(run_dir, cfg.logger, to_plain(cfg), cfg.trainer.max_steps, enabled=main)
+def load_data(cfg: DictConfig, engine: TrainingEngine,
+              run_dir: Path) -> tuple[list[GritRow], dict[str, list[GritRow]]]:
+    """The train rows and eval sets (rank 0 generates / checks them first); rank 0 writes run_info.json
+    and engine.json."""
+    if engine.is_main:
+        load_dataset_splits(cfg.dataset, cfg.seed)  # rank 0 generates / checks the data first
+    engine.barrier()
+    train_rows, eval_sets = load_dataset_splits(cfg.dataset, cfg.seed)
+    if engine.is_main:
+        write_run_info(run_dir, cfg, [*train_rows, *(r for rows in eval_sets.values() for r in rows)])
+        (run_dir / "engine.json").write_text(json.dumps(engine.describe(), indent=2))
+    return train_rows, eval_sets
+
+
+def warm_start(cfg: DictConfig, engine: TrainingEngine, adapter: Any, train_rows: list[GritRow]) -> Path:
+    """The cached SFT warm start's model directory (`trainer.warm_start_sft_steps`): rank 0 trains it, once."""
+    cache_dir = Path(cfg.paths.cache_dir).expanduser()
+    if engine.is_main:
+        cached_warm_start(cfg, adapter, train_rows, cache_dir, engine.device, engine.autocast)
+    engine.barrier()
+    return cached_warm_start(cfg, adapter, train_rows, cache_dir, engine.device, engine.autocast)
+
+
+def resume_run(parts: RunParts) -> int:
+    """Load the checkpoint `parts.resume_from` (policy, optimizer shard, RNG, scheduler, sampler) and cut the
+    run's jsonl logs back to its step; return the step to continue after (0: a fresh run)."""
+    if parts.resume_from is None:
+        return 0
+    resume_from, engine = parts.resume_from, parts.engine
+    state = ckpt.load_trainer_state(resume_from)
+    if state["world_size"] != engine.world_size:
+        raise GritError(
+            f"{resume_from} was written by {state['world_size']} processes, this run has {engine.world_size}: "
+            "resume with the same number of processes"
+        )
+    engine.load_state(resume_from / "state")  # policy, optimizer (own shard), this process's RNG
+    parts.modules.scheduler.load_state_dict(state["scheduler"])
+    parts.sampler.load_state_dict(state["sampler"])
+    start_step = state["step"]
+    if engine.is_main:
+        truncate_metrics_after(parts.run_dir / "metrics.jsonl", start_step)
+        truncate_metrics_after(parts.run_dir / "sampled_prompts.jsonl", start_step)
+    log.info("resumed from %s at step %d", resume_from, start_step)
+    return start_step
+
+
+def train_loop(parts: RunParts, logger: RunLogger, start_step: int) -> None:
+    """Steps start_step + 1 .. trainer.max_steps: draw prompts, one GRPO (or SFT) step, log the metrics
+    averaged over processes, evaluate and save every so many steps."""
+    cfg, engine, m = parts.cfg, parts.engine, parts.modules
+    if parts.untrained_metrics:
+        logger.log(0, {f"init/{k.removeprefix('eval/')}": v for k, v in parts.untrained_metrics.items()}, force=True)
+    if start_step == 0 and cfg.trainer.eval_on_start and parts.eval_sets:
+        evaluate_step(parts, logger, 0)
     per_process = cfg.trainer.prompts_per_step // engine.world_size
-
-    def evaluate(step: int) -> None:
-        """Greedy evaluation (grit_exp.evaluation) into <run>/eval/step_<N>/: metrics.json, samples.jsonl,
-        report.html with pictures of the parsed boxes; the flat metrics go to metrics.jsonl."""
-        with engine.generation_model(policy) as model, engine.autocast():
-            result = evaluate_model(cfg, adapter, model, judge, eval_sets, run_dir / "eval" / f"step_{step}", step=step)
-        logger.log(step, result.flat, force=True)
-        logger.log_samples(f"completions/step_{step}", result.records[:16])
-
-    if untrained_metrics:
-        logger.log(0, {f"init/{k.removeprefix('eval/')}": v for k, v in untrained_metrics.items()}, force=True)
-    if start_step == 0 and cfg.trainer.eval_on_start and eval_sets:
-        evaluate(0)
-
-    def draw_round(drawn: list[list]) -> list:
-        """This process's prompts of one round (`trainer.prompts_per_step` from the sampler), kept in `drawn`."""
-        indices = sampler.next_indices(cfg.trainer.prompts_per_step)[rank * per_process : (rank + 1) * per_process]
-        drawn.append([train_rows[i] for i in indices])
-        return drawn[-1]
-
     for step in range(start_step + 1, cfg.trainer.max_steps + 1):
-        drawn: list[list] = []  # one list per round: dynamic sampling (algorithm.dynamic_sampling) draws more
-        rows = draw_round(drawn)
-        if is_sft:
-            metrics = sft_step(modules, rows)
+        drawn: list[list[GritRow]] = []  # one list per round: dynamic sampling (algorithm.dynamic_sampling) draws more
+        rows = draw_round(parts, drawn)
+        if cfg.algorithm.name == "sft":
+            metrics = sft_step(m, rows)
         else:
-            metrics = grpo_step(modules, rows, step, first_prompt_index=rank * per_process,
-                                draw_round=functools.partial(draw_round, drawn))
+            metrics = grpo_step(m, rows, step, first_prompt_index=engine.rank * per_process,
+                                draw_round=functools.partial(draw_round, parts, drawn))
         seen = [k for round_rows in drawn for keys in distributed.all_gather_object([r.key for r in round_rows])
                 for k in keys]
-        if main:
-            with (run_dir / "sampled_prompts.jsonl").open("a") as f:
+        if engine.is_main:
+            with (parts.run_dir / "sampled_prompts.jsonl").open("a") as f:
                 f.write(json.dumps({"step": step, "keys": seen}) + "\n")
         metrics = distributed.average_metrics(metrics)
         logger.log(step, metrics)
         logger.progress(step, metrics)
-        if eval_sets and (step % cfg.trainer.eval_every == 0 or step == cfg.trainer.max_steps):
-            evaluate(step)
+        if parts.eval_sets and (step % cfg.trainer.eval_every == 0 or step == cfg.trainer.max_steps):
+            evaluate_step(parts, logger, step)
         if step % cfg.trainer.save_every == 0 or step == cfg.trainer.max_steps:
-            state = {"scheduler": scheduler.state_dict(), "sampler": sampler.state_dict()}
-            ckpt.save_checkpoint(engine, adapter, policy, checkpoints_dir, step, state, cfg.trainer.keep_last)
-    logger.close()
-    summary = summarize_run(run_dir) if main else {}
-    summary["reference_model_built"] = reference is not None
-    rollout.close()  # a vLLM engine leaves before the process group it shares
-    engine.shutdown()
-    return summary
+            state = {"scheduler": m.scheduler.state_dict(), "sampler": parts.sampler.state_dict()}
+            ckpt.save_checkpoint(engine, m.adapter, m.policy, parts.run_dir / "checkpoints", step, state,
+                                 cfg.trainer.keep_last)
 
 
-def sft_step(m: StepModules, rows: list) -> dict[str, float]:
-    """One supervised optimizer step on this process's rows, micro-batched like the GRPO update."""
-    engine, t0 = m.engine, time.perf_counter()
-    m.policy.train()
-    loss_value = grad_norm = 0.0
-    for sl in micro_batches(len(rows), m.cfg.trainer.micro_batch_size):
-        part = rows[sl]
-        with engine.accumulate(m.policy):
-            with engine.autocast():
-                loss = sft_step_loss(m.adapter, m.policy, part, m.cfg.prompt)
-            w = len(part) / len(rows)
-            engine.backward(loss * w)
-            if engine.sync_gradients:
-                grad_norm = engine.clip_grad_norm(m.policy, m.cfg.trainer.max_grad_norm)
-            m.optimizer.step()
-            m.optimizer.zero_grad(set_to_none=True)
-        loss_value += float(loss.detach()) * w
-    m.scheduler.step()
-    return {"train/sft_loss": loss_value, "train/grad_norm": grad_norm, "train/lr": m.scheduler.get_last_lr()[0],
-            "time/step_s": time.perf_counter() - t0}
+def draw_round(parts: RunParts, drawn: list[list[GritRow]]) -> list[GritRow]:
+    """This process's prompts of one round (`trainer.prompts_per_step` from the sampler), kept in `drawn`."""
+    engine, per_process = parts.engine, parts.cfg.trainer.prompts_per_step // parts.engine.world_size
+    indices = parts.sampler.next_indices(parts.cfg.trainer.prompts_per_step)
+    drawn.append([parts.train_rows[i] for i in indices[engine.rank * per_process : (engine.rank + 1) * per_process]])
+    return drawn[-1]
+
+
+def evaluate_step(parts: RunParts, logger: RunLogger, step: int) -> None:
+    """Greedy evaluation (grit_exp.evaluation) into <run>/eval/step_<N>/: metrics.json, samples.jsonl,
+    report.html with pictures of the parsed boxes; the flat metrics go to metrics.jsonl."""
+    m = parts.modules
+    with parts.engine.generation_model(m.policy) as model, parts.engine.autocast():
+        result = evaluate_model(parts.cfg, m.adapter, model, m.judge, parts.eval_sets,
+                                parts.run_dir / "eval" / f"step_{step}", step=step)
+    logger.log(step, result.flat, force=True)
+    logger.log_samples(f"completions/step_{step}", result.records[:16])
