@@ -9,7 +9,7 @@ import pytest
 from omegaconf import OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
-from grit_exp.evaluation.settings import validate_eval_config
+from grit_exp.config import validate_eval
 from grit_exp.hydra_app import CONF_DIR
 from grit_exp.reporting import PAPER_TABLE1
 from grit_exp.reporting.collect import describe_run
@@ -30,7 +30,7 @@ def test_table1_experiment_composes_and_names_its_row(name, tmp_path):
     assert text.startswith("# @package _global_\n")
     assert "[paper]" in text and "[code]" in text, "each file says which values come from the paper and which from the code"
     cfg = compose_config("eval", f"eval_experiment={name}")
-    validate_eval_config(cfg)
+    validate_eval(cfg)
     assert (cfg.table1.model, cfg.table1.method) == (model, method)
     assert cfg.model.name == model and cfg.prompt.name == method
     assert cfg.dataset.name == "grit_eval" and not cfg.dataset.train and len(cfg.dataset.eval) == 6
