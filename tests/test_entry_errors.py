@@ -124,3 +124,25 @@ def test_random_weights_are_announced_and_any_question_works(tiny_model_paths, t
     record = json.loads((tmp_path / "run" / "inference.json").read_text())
     assert record["question"] == question and record["randomly_initialised"] is True
     assert question in record["user_text"]
+
+
+def test_validation_runs_once_a_single_run_in_preflight_each_sweep_job_in_the_task(monkeypatch) -> None:
+    from grit_exp import preflight, train
+    from grit_exp.hydra_app import CONF_DIR
+
+    monkeypatch.setattr(preflight, "_validated_before_hydra", False)
+    checked = []
+    preflight.preflight(train.main, "train", str(CONF_DIR), checked.append, argv=["seed=3"])
+    assert len(checked) == 1 and preflight.validated_before_hydra()  # the task function skips its own check
+    monkeypatch.setattr(preflight, "_validated_before_hydra", False)
+    checked.clear()
+    preflight.preflight(train.main, "train", str(CONF_DIR), checked.append, argv=["-m", "seed=1,2"])
+    assert [cfg.seed for cfg in checked] == [1, 2] and not preflight.validated_before_hydra()
+
+
+def test_each_job_of_a_sweep_validates_its_own_config(tmp_path) -> None:
+    proc = run("train", "-m", "algorithm.num_generations=1", "trainer.keep_last=1,2",
+               f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path)
+    assert "2 of 2 sweep jobs failed" in proc.stdout + proc.stderr, proc.stderr[-3000:]
+    for job in ("0", "1"):
+        assert "algorithm.num_generations=1 must be >= 2" in (tmp_path / "sweep" / job / "train.log").read_text()

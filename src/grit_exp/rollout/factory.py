@@ -22,4 +22,4 @@ def build_rollout(adapter: ModelAdapter, rollout_cfg: Any, seed: int = 0) -> Any
         from grit_exp.rollout.vllm import VLLMRollout
 
         return VLLMRollout(adapter, rollout_cfg, seed=seed)
-    raise ConfigError(f"rollout.kind={rollout_cfg.kind!r} cannot train (it generates nothing); choose 'hf' or 'vllm'")
+    raise ConfigError(f"rollout.kind={str(rollout_cfg.kind)!r} cannot train (it generates nothing); choose 'hf' or 'vllm'")
