@@ -238,8 +238,11 @@ class TrainingEngine:
 
     # ------------------------------------------------------------------ state
     def save_state(self, directory: Path) -> None:
-        """Every process writes its part (DeepSpeed shards, its RNG) into the same directory."""
+        """Every process writes its part (DeepSpeed shards, its RNG) into the same directory; returns when all
+        parts are written (accelerate's last write, each process's RNG file, is not followed by a barrier,
+        and the caller may move the directory next)."""
         self.accelerator.save_state(str(directory))
+        collectives.barrier()
 
     def load_state(self, directory: Path) -> None:
         """Each process reads its own RNG file and its own optimizer shard (DeepSpeed), onto its own device."""
