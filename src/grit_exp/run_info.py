@@ -72,7 +72,7 @@ def generation_info(cfg: Any) -> dict[str, Any] | None:
 
 def write_run_info(run_dir: Path, cfg: Any, rows: list[GritRow]) -> dict[str, Any]:
     info = {
-        "git": git_state(Path(__file__).resolve().parents[3]),
+        "git": git_state(Path(__file__).resolve().parents[2]),
         "packages": package_versions(),
         "python": sys.version.split()[0],
         "data_fingerprint": data_fingerprint(rows),

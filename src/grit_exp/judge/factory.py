@@ -10,37 +10,15 @@ literal keys (grit_exp.api_keys).
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
-from grit_exp.api_keys import (
-    SecretStr,
-    check_api_key_setting,
-    install_log_redaction,
-    raw_api_key,
-    register_secret,
-)
+from grit_exp.api_keys import install_log_redaction
 from grit_exp.config.judge import check_judge
-from grit_exp.errors import ConfigError, JudgeConfigError
+from grit_exp.errors import ConfigError
 from grit_exp.judge.base import Judge
 from grit_exp.judge.rules import RulesJudge
 
 logger = logging.getLogger(__name__)
-
-
-def _api_key_from_environment(cfg: Any) -> SecretStr:
-    variable = check_api_key_setting(raw_api_key(cfg)) or (
-        "AZURE_OPENAI_API_KEY" if cfg.api_type == "azure" else "OPENAI_API_KEY"
-    )
-    value = os.environ.get(variable)
-    if not value:
-        raise JudgeConfigError(
-            f"judge.kind=openai needs an API key in the environment variable {variable}, which is unset or "
-            "empty. Export it (a local server without authentication accepts any value, e.g. "
-            f"{variable}=EMPTY), or use judge=rules for the offline judge."
-        )
-    register_secret(value)
-    return SecretStr(value)
 
 
 def build_judge(cfg: Any) -> Judge:
@@ -50,15 +28,11 @@ def build_judge(cfg: Any) -> Judge:
         return RulesJudge()
 
     from grit_exp.judge.cache import JudgeCache
+    from grit_exp.judge.openai_client import endpoint_of
     from grit_exp.judge.openai_judge import OpenAIJudge
 
-    api_key = _api_key_from_environment(cfg)
+    api_key, base_url, api_version = endpoint_of(cfg)
     install_log_redaction()
-    base_url = cfg.base_url
-    api_version = cfg.api_version
-    if cfg.api_type == "azure":
-        base_url = base_url or os.environ.get("AZURE_OPENAI_ENDPOINT")
-        api_version = api_version or os.environ.get("OPENAI_API_VERSION")
     cache = None
     if cfg.cache_path:
         if "${" in str(cfg.cache_path):

@@ -33,7 +33,7 @@ from typing import Any, Generic, TypeVar
 
 import openai
 
-from grit_exp.api_keys import SecretStr, redact
+from grit_exp.api_keys import SecretStr, check_api_key_setting, raw_api_key, redact, register_secret
 from grit_exp.errors import JudgeConfigError
 from grit_exp.judge.base import JudgeStats
 
@@ -54,12 +54,25 @@ def effective_base_url(base_url: str | None, api_type: str) -> str:
     return os.environ.get("OPENAI_BASE_URL") or OPENAI_DEFAULT_BASE_URL
 
 
+def api_key_from_environment(cfg: Any) -> SecretStr:
+    variable = check_api_key_setting(raw_api_key(cfg)) or (
+        "AZURE_OPENAI_API_KEY" if cfg.api_type == "azure" else "OPENAI_API_KEY"
+    )
+    value = os.environ.get(variable)
+    if not value:
+        raise JudgeConfigError(
+            f"judge.kind=openai needs an API key in the environment variable {variable}, which is unset or "
+            "empty. Export it (a local server without authentication accepts any value, e.g. "
+            f"{variable}=EMPTY), or use judge=rules for the offline judge."
+        )
+    register_secret(value)
+    return SecretStr(value)
+
+
 def endpoint_of(cfg: Any) -> tuple[SecretStr, str | None, str | None]:
     """(API key, base URL, API version) of a `judge` config node: the key from the environment
     variable the config names; for Azure, the endpoint and version from the environment when unset."""
-    from grit_exp.judge.factory import _api_key_from_environment
-
-    api_key = _api_key_from_environment(cfg)
+    api_key = api_key_from_environment(cfg)
     base_url, api_version = cfg.base_url, cfg.api_version
     if cfg.api_type == "azure":
         base_url = base_url or os.environ.get("AZURE_OPENAI_ENDPOINT")
