@@ -26,17 +26,14 @@ def compose_train(overrides: list[str]):
         return compose(config_name="train", overrides=overrides)
 
 
-# Experiment files named table1_* are evaluation experiments (python -m grit_exp.evaluate, conf/eval.yaml);
-# they are composed and checked in tests/report/test_table1_experiments.py, not with train.yaml here.
-EVAL_EXPERIMENT_PREFIX = "table1_"
+# conf/experiment/ holds training recipes only; evaluation experiments (conf/eval_experiment/) are composed
+# with conf/eval.yaml in tests/report/test_table1_experiments.py.
 
 
 def every_option() -> list[tuple[str, str]]:
     out = []
     for group in GROUPS + ["experiment"]:
         for path in sorted((CONF_DIR / group).glob("*.yaml")):
-            if group == "experiment" and path.stem.startswith(EVAL_EXPERIMENT_PREFIX):
-                continue
             out.append((group, path.stem))
     return out
 

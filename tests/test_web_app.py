@@ -108,7 +108,7 @@ def memorising_checkpoint(tmp_path_factory, grit_cache, tiny_model_paths) -> tup
 @pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None,
                     reason="needs Debian's chromium and chromium-driver (make install-browser)")
 def test_web_app_in_a_real_browser(memorising_checkpoint, grit_cache, tmp_path):
-    pytest.importorskip("gradio", reason="the web app's extra: pip install -e '.[demo]'")
+    pytest.importorskip("gradio", reason="the web app's extra: pip install -e '.[web]'")
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium (dev extra) drives the browser")
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait

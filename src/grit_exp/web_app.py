@@ -10,7 +10,7 @@ decoding. Composes conf/app.yaml, infer's config too (model, prompt, rollout gro
     python -m grit_exp.web_app model.path=outputs/<date>/<time>/checkpoints/step_30/model
     python -m grit_exp.web_app model=qwen2_5_vl_3b model.path=yfan1997/GRIT-20-Qwen2.5-VL-3B server.port=8080
 
-Gradio is an optional extra (`pip install -e '.[demo]'`); without it the command says so in one
+Gradio is an optional extra (`pip install -e '.[web]'`); without it the command says so in one
 line. Gradio does the serving (HTTP, uploads, queue); this module only lays out the page. Nothing is
 sent anywhere: analytics are off and there is no share link.
 
@@ -46,7 +46,7 @@ def import_gradio() -> Any:
     try:
         import gradio
     except ImportError as err:
-        raise ConfigError("the web app needs Gradio, an optional extra: pip install -e '.[demo]'") from err
+        raise ConfigError("the web app needs Gradio, an optional extra: pip install -e '.[web]'") from err
     return gradio
 
 

@@ -66,7 +66,7 @@ class RunConfig:
     logger: LoggerConfig = MISSING
     # Set by experiment files; free-form note shown in run_info.json and the report.
     experiment_note: str = ""
-    # Set by the table1_* experiment files: the Table 1 row a run fills (grit_exp.report).
+    # Set by the evaluation experiments (conf/eval_experiment/table1_*): the Table 1 row a run fills (grit_exp.report).
     table1: Table1Config = field(default_factory=Table1Config)
     # Set by conf/demo/*.yaml: the CPU demo's values were applied (tiny models only); null for a real run.
     demo_values: str | None = None
