@@ -199,7 +199,9 @@ LINES: list[Line] = [
     Line("mme_count", "qa.png", "qwen2_5_vl", "Are there three dogs?", "No", [],
          "<answer>yes</answer>", None, None, acc=0.0),
     Line("mme_count", "qa.png", "qwen2_5_vl", "Are there four dogs?", "No", [],
-         "No, there are not.", None, None, acc=1.0),  # no <answer>: the whole completion is judged
+         # no <answer> under the GRIT prompt: ACC 0, the judge is not asked (eval.untagged_answer=zero, the
+         # released scoring); the rules judge would give the whole completion 1 (untagged_answer=judge_whole_completion)
+         "No, there are not.", None, None, acc=0.0),
 ]
 
 

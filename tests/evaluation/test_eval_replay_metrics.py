@@ -97,8 +97,9 @@ def test_samples_hold_every_per_sample_value(evaluated):
     assert [b["original"] for b in gqa_two["paper_boxes"]] == [[0, 0, 166.5, 75], [166.5, 75, 249.75, 112.5]]
     tally = next(s for s in samples if s["dataset"] == "tallyqa")  # no grid: Qwen frame recomputed, 140 x 56
     assert (tally["geometry"]["input_width"], tally["geometry"]["input_height"]) == (140, 56)
-    judged_whole = next(s for s in samples if s["question"] == "Are there four dogs?")
-    assert judged_whole["judged_text"] == "whole_completion" and judged_whole["metrics"]["acc"] == 1.0
+    untagged = next(s for s in samples if s["question"] == "Are there four dogs?")  # no <answer>: 0, not judged
+    assert untagged["judged_text"] == "none (no <answer>)" and untagged["metrics"]["acc"] == 0.0
+    assert untagged["answer_tag"] is False and untagged["judge_raw"] is None and first["answer_tag"] is True
 
 
 def test_replay_never_imports_a_model_library(replay_file, tmp_path, grit_cache):

@@ -8,9 +8,17 @@ Left out: when training evaluates (trainer.eval_every, trainer.eval_on_start) an
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from grit_exp.errors import ConfigError
+
+
+class UntaggedAnswer(StrEnum):
+    """ACC of a response without `<answer>` when the prompt asks for one (prompt.judged_answer=tagged)."""
+
+    zero = "zero"  # scores 0, the judge is not asked: the released scoring (the default)
+    judge_whole_completion = "judge_whole_completion"  # the judge scores the whole completion (lenient)
 
 
 @dataclass
@@ -27,6 +35,9 @@ class EvalSettingsConfig:
     # images carries the boxes that match the reasoning. Needs judge.kind=openai (a vision model).
     consistency: bool = False
     consistency_repeats: int = 3  # reported as mean +- std over the repeats
+    # a response without <answer> under a prompt that asks for one (every prompt but direct, whose
+    # prompt.judged_answer=whole_response): zero (released scoring) or judge_whole_completion
+    untagged_answer: UntaggedAnswer = UntaggedAnswer.zero
 
 
 def check_eval(settings: Any) -> None:

@@ -9,6 +9,8 @@ For each dataset (the rows' `dataset` field, in order of first appearance):
   acc                     mean raw judge score in [0, 1] over judged samples; null if none
   n_judged                samples in `acc` (box-answer rows are not judged; failures are excluded)
   judge_failures          failed judgements (excluded from `acc`, never counted as 0)
+  no_answer_tag           completions without `<answer>` (whatever the prompt; with prompt.judged_answer=tagged
+                          and eval.untagged_answer=zero each is in `acc` as 0, as the released scoring did)
   giou / giou_paper       mean grounding IoU over samples with GT boxes: boxes mapped exactly to original
                           pixels / the authors' convention (Qwen as written, InternVL int-truncated)
   n_giou                  samples in the GIoU means
@@ -35,7 +37,7 @@ from collections import Counter
 from typing import Any
 
 SCALAR_KEYS = (
-    "n", "duplicates_removed", "missing_images", "n_scored", "acc", "n_judged", "judge_failures", "giou",
+    "n", "duplicates_removed", "missing_images", "n_scored", "acc", "n_judged", "judge_failures", "no_answer_tag", "giou",
     "giou_paper", "n_giou", "ovd_map", "ovd_map_paper", "n_ovd", "format", "mean_boxes",
     "mean_completion_tokens", "reward", "reward_sampled", "reward_sampled_k", "n_sampled",
 )
@@ -63,6 +65,7 @@ def dataset_metrics(records: list[dict[str, Any]], duplicates_removed: int = 0) 
         "acc": _mean(_present(scored, "acc")),
         "n_judged": len(_present(scored, "acc")),
         "judge_failures": sum(1 for r in scored if r["judge_failure"]),
+        "no_answer_tag": sum(1 for r in scored if r["answer_tag"] is False),
         "giou": _mean(giou),
         "giou_paper": _mean(_present(scored, "giou_paper")),
         "n_giou": len(giou),

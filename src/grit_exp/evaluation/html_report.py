@@ -30,18 +30,22 @@ from grit_exp.grounding.boxes import parse_paper_boxes
 from grit_exp.rewards.answer_terms import answer_text
 
 TABLE_KEYS = (
-    "n", "n_scored", "missing_images", "acc", "n_judged", "judge_failures", "giou", "giou_paper", "ovd_map",
+    "n", "n_scored", "missing_images", "acc", "n_judged", "judge_failures", "no_answer_tag", "giou", "giou_paper", "ovd_map",
     "ovd_map_paper", "format", "mean_boxes", "mean_completion_tokens", "reward", "consistency",
 )
 # (metrics.json key, column title, what it means): the summary at the top of the page
 SUMMARY_COLUMNS = (
     ("n", "n", "unique samples evaluated (duplicates removed); those with a missing image are counted, not scored"),
-    ("acc", "accuracy", "mean judge score of the text in <answer> (0 to 1) over judged samples; box answers "
-                        "and judge failures are not in it"),
+    ("acc", "accuracy", "mean judge score (0 to 1) of the text in <answer> (direct prompt: of the whole "
+                        "response) over judged samples; box answers and judge failures are not in it"),
     ("giou", "GIoU", "overlap (IoU) of the union of the model's boxes with the union of the ground-truth boxes, "
                      "boxes mapped exactly to image pixels; a sample without predicted boxes scores 0"),
     ("format", "format", "fraction of completions in the <think>…</think> <rethink>…</rethink> <answer> form"),
     ("ovd_map", "OVD precision", "for rows whose answer is a box: precision of the model's answer boxes"),
+    ("no_answer_tag", "no <answer>", "completions without an <answer> tag; unless the prompt judges the whole "
+                                     "response, each scores 0 in accuracy with eval.untagged_answer=zero (the "
+                                     "released scoring) or is judged whole with judge_whole_completion (see the "
+                                     "run metadata)"),
 )
 MODEL_TAG_COLOR = "#e61414"
 # inline, so the tags look the same where the page's style sheet is not there (the demo's HTML output)
@@ -211,7 +215,7 @@ def failure_list(records: Sequence[dict[str, Any]], pictured: set[int]) -> str:
 
 
 def run_line(meta: dict[str, Any]) -> str:
-    keys = ("model", "checkpoint", "prompt", "judge", "decoding", "step")
+    keys = ("model", "checkpoint", "prompt", "judge", "judge_preset", "judged_answer", "untagged_answer", "decoding", "step")
     shown = [f"{k} <b>{html.escape(str(meta[k]))}</b>" for k in keys if meta.get(k) is not None]
     return f"<p class=\"run\">Answers judged by <b>{html.escape(str(meta.get('judge')))}</b>; " + ", ".join(shown) + \
         f", {meta.get('num_processes')} process(es).</p>"

@@ -146,7 +146,8 @@ def evaluate_items(
             bar.update(len(batch))
     judge_before = judge.stats.as_dict()
     memo = MemoJudge(judge)
-    records = score_samples(completed, reward_cfg, memo)
+    records = score_samples(completed, reward_cfg, memo, judged_answer=options.judged_answer,
+                            untagged_answer=options.untagged_answer)
 
     if options.consistency and vision_judge is not None:
         run_consistency(records, vision_judge, options.consistency_repeats, options.seed)
@@ -169,6 +170,9 @@ def evaluate_items(
         metrics["_meta"] = {
             **meta,
             "consistency": (UNAVAILABLE_RULES if vision_judge is None else vision_judge.name) if options.consistency else "off",
+            # what the judge scored: the prompt's judged_answer, and eval.untagged_answer for answers without <answer>
+            "judged_answer": options.judged_answer,
+            "untagged_answer": options.untagged_answer,
             "judge_verdicts": judge_counts,
         }
         write_outputs(out_dir, metrics, merged, options)

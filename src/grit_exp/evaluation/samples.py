@@ -11,9 +11,13 @@ their records, holding:
 - `rewards` ({term: value} of the configured preset) and `reward` (their weighted total);
 - the judge's raw output, `judge_failure`, and `errors`.
 
-ACC: the judge scores the text between `<answer>` and `</answer>`, or the whole completion when
-there is no `<answer>` (the paper's direct-query baseline was judged on its whole response); its
-`{question}` is the full user text, as released. Rows whose answer is a box (OVD) are not judged
+ACC, as the authors scored it: the prompt says what is judged (`prompt.judged_answer`). `tagged`
+(every prompt but the direct query): the text between `<answer>` and `</answer>`; a completion
+without `<answer>` follows `untagged_answer`: `zero` (ACC 0, the judge is not asked: the released
+scoring, `judged_text: "none (no <answer>)"`) or `judge_whole_completion` (the judge scores the whole
+completion). `whole_response` (the direct query, which asks for no tags): the whole completion.
+`answer_tag` records whether the completion has an `<answer>` (aggregate.py counts those without).
+The judge's `{question}` is the full user text, as released. Rows whose answer is a box (OVD) are not judged
 (`acc` null): their metric is the OVD precision. A failed judgement is `judge_failure: true`,
 `acc` null: never a 0. The judge is asked once per distinct request: the reward's judge term reads
 the same verdicts (`MemoJudge`).
@@ -133,13 +137,23 @@ def _box_records(completion: str, geometry: ImageGeometry) -> tuple[list[dict[st
     return structured, paper
 
 
-def _judge_request(c: Completed) -> tuple[JudgeRequest | None, str | None]:
-    """(request, what was judged) for ACC; (None, None) for box answers or no completion."""
+NOT_JUDGED_UNTAGGED = "none (no <answer>)"  # judged_text of an untagged answer scored 0 (untagged_answer=zero)
+JUDGED_ANSWERS = ("tagged", "whole_response")  # prompt.judged_answer
+UNTAGGED_ANSWERS = ("zero", "judge_whole_completion")  # eval.untagged_answer
+
+
+def _judge_request(c: Completed, judged_answer: str, untagged_answer: str) -> tuple[JudgeRequest | None, str | None]:
+    """(request, what was judged) for ACC; (None, None) for box answers or no completion;
+    (None, NOT_JUDGED_UNTAGGED) for an untagged answer that scores 0 without asking the judge."""
     if c.completion is None or c.item.row.answer_box is not None:
         return None, None
-    answer = answer_text(c.completion)
-    judged = "answer" if answer is not None else "whole_completion"
-    prediction = answer if answer is not None else c.completion.strip()
+    answer = answer_text(c.completion) if judged_answer == "tagged" else None
+    if answer is not None:
+        judged, prediction = "answer", answer
+    elif judged_answer == "whole_response" or untagged_answer == "judge_whole_completion":
+        judged, prediction = "whole_completion", c.completion.strip()
+    else:
+        return None, NOT_JUDGED_UNTAGGED
     return JudgeRequest(question=c.user_text, reference=c.item.row.answer, prediction=prediction), judged
 
 
@@ -178,6 +192,7 @@ def base_record(c: Completed) -> dict[str, Any]:
             "format": None,
             "num_boxes": None,
         },
+        "answer_tag": None,  # whether the completion has an <answer> (None: no completion)
         "judged_text": None,
         "judge_raw": None,
         "judge_failure": False,
@@ -188,13 +203,20 @@ def base_record(c: Completed) -> dict[str, Any]:
     }
 
 
-def score_samples(completed: list[Completed], reward_cfg: Any, judge: Any) -> list[dict[str, Any]]:
-    """Records of `completed` (in the same order): grounding, ACC, rewards. One judge round-trip."""
+def score_samples(
+    completed: list[Completed], reward_cfg: Any, judge: Any, *, judged_answer: str = "tagged",
+    untagged_answer: str = "zero",
+) -> list[dict[str, Any]]:
+    """Records of `completed` (in the same order): grounding, ACC, rewards. One judge round-trip.
+    `judged_answer` (the prompt's) and `untagged_answer` (eval's) decide what the judge scores (module docstring)."""
+    if judged_answer not in JUDGED_ANSWERS or untagged_answer not in UNTAGGED_ANSWERS:
+        raise ValueError(f"judged_answer={judged_answer!r} / untagged_answer={untagged_answer!r}: valid are "
+                         f"{JUDGED_ANSWERS} / {UNTAGGED_ANSWERS}")
     memo = judge if isinstance(judge, MemoJudge) else MemoJudge(judge)
     records = [base_record(c) for c in completed]
     scored = [i for i, c in enumerate(completed) if c.completion is not None]
 
-    asks = {i: _judge_request(completed[i]) for i in scored}
+    asks = {i: _judge_request(completed[i], judged_answer, untagged_answer) for i in scored}
     requests = [req for req, _ in asks.values() if req is not None]
     memo.score(requests)  # all of this process's ACC requests in one call
 
@@ -212,8 +234,12 @@ def score_samples(completed: list[Completed], reward_cfg: Any, judge: Any) -> li
             format=1.0 if FORMAT_PATTERN.search(c.completion) else 0.0,
             num_boxes=grounding.num_pred_boxes,
         )
+        record["answer_tag"] = answer_text(c.completion) is not None
         request, judged = asks[i]
-        if request is not None:
+        if judged == NOT_JUDGED_UNTAGGED:
+            record["judged_text"] = judged
+            metrics["acc"] = 0.0
+        elif request is not None:
             result = memo.memo[request]
             record["judged_text"] = judged
             record["judge_raw"] = result.raw
