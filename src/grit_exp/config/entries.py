@@ -24,7 +24,7 @@ from grit_exp.config.dataset import DatasetConfig, check_dataset
 from grit_exp.config.eval import EvalSettingsConfig, check_eval
 from grit_exp.config.judge import JudgeConfig, check_judge
 from grit_exp.config.logger import LoggerConfig
-from grit_exp.config.model import ModelConfig, check_model
+from grit_exp.config.model import ModelConfig, check_config_model_path, check_model
 from grit_exp.config.prompt import PromptConfig
 from grit_exp.config.reward import RewardConfig, check_reward
 from grit_exp.config.rollout import RolloutConfig, RolloutKind, check_rollout, check_rollout_kind
@@ -98,6 +98,7 @@ def validate_groups(cfg: Any, *, training: bool = False) -> None:
     and infer share (each adds the checks of its own keys). Raises ConfigError naming the key."""
     if "model" in cfg:
         check_model(cfg.model)
+        check_config_model_path(cfg)  # a model.path that cannot load: one line before anything runs
     if "dataset" in cfg:
         check_dataset(cfg.dataset)
     if "judge" in cfg:

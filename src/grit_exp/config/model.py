@@ -1,13 +1,21 @@
 """The `model` group's schema (conf/model/*.yaml) and its checks.
 
 `family`, `dtype` and `attn_implementation` are enums: OmegaConf refuses any other value when Hydra
-composes the config. Left out: loading anything (grit_exp.models).
+composes the config. `check_model_path` refuses a `model.path` that cannot be loaded, in one line,
+before anything loads: a folder that does not exist or holds no model (config.json, weights, the
+family's model_type), a tiny model group pointed anywhere but its own build directory in the
+toolkit's cache (`${paths.cache_dir}/models/<builder>`) or an existing model directory, and (where
+asked: `hub=True`, from `build_adapter`) a Hugging Face Hub id that is not in the local HF cache while
+the hub is offline. Left out: loading anything (grit_exp.models); an online hub id is not looked up.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from omegaconf import MISSING
@@ -75,3 +83,117 @@ def check_model(model: Any) -> None:
     """ConfigError naming the model.* key that makes no sense."""
     if model.min_pixels > model.max_pixels:
         raise ConfigError(f"model.min_pixels={model.min_pixels} exceeds model.max_pixels={model.max_pixels}")
+
+
+# config.json's model_type of each family's native transformers class (a remote-code InternVL
+# checkpoint says "internvl_chat": convert it first, python -m grit_exp.models.convert_internvl)
+FAMILY_MODEL_TYPES = {ModelFamily.qwen2_5_vl: "qwen2_5_vl", ModelFamily.internvl: "internvl"}
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+EXPECTED_DIR = "a model directory with config.json and weights (e.g. <run>/checkpoints/step_<N>/model)"
+
+
+def default_cache_dir() -> str:
+    """`paths.cache_dir` as conf/ defines it, for a model config composed without the `paths` group."""
+    return os.environ.get("GRIT_EXP_CACHE") or str(Path.home() / ".cache" / "grit_exp")
+
+
+def tiny_build_dir(builder: str, cache_dir: str | os.PathLike) -> Path:
+    """The only directory a tiny builder writes into: `${paths.cache_dir}/models/<builder>`."""
+    return Path(cache_dir).expanduser() / "models" / builder
+
+
+def looks_like_hub_id(text: str) -> bool:
+    """`org/name` as the hub spells repository ids (a relative path of two parts reads the same)."""
+    if Path(text).is_absolute() or text.startswith(("~", ".")) or text.count("/") != 1:
+        return False
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(text)
+    except HFValidationError:
+        return False
+    return True
+
+
+def hub_offline() -> bool:
+    """HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) as huggingface_hub and transformers read it."""
+    from huggingface_hub import constants
+
+    flags = (os.environ.get(k, "") for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return constants.is_offline_mode() or any(f.upper() in ("1", "ON", "YES", "TRUE") for f in flags)
+
+
+def check_model_dir(where: str, directory: Path, family: str, weights: bool = True) -> None:
+    """ConfigError unless `directory` is a model directory of `family` (config.json, weights)."""
+    if not (directory / "config.json").is_file():
+        raise ConfigError(f"{where}: not a model directory (no config.json); expected {EXPECTED_DIR}")
+    if weights and not any((directory / name).is_file() for name in WEIGHT_FILES):
+        raise ConfigError(f"{where}: not a complete model directory (no weights: {' / '.join(WEIGHT_FILES)})")
+    try:
+        model_type = json.loads((directory / "config.json").read_text()).get("model_type")
+    except (OSError, ValueError, AttributeError) as err:
+        raise ConfigError(f"{where}: config.json is not readable JSON ({err})") from None
+    expected = FAMILY_MODEL_TYPES[ModelFamily(family)]
+    if model_type != expected:
+        hint = " (a remote-code InternVL checkpoint: convert it, python -m grit_exp.models.convert_internvl)" \
+            if model_type == "internvl_chat" else ""
+        raise ConfigError(
+            f"{where} holds a {model_type!r} model, but model.family={family} loads {expected!r} models{hint}; "
+            "choose the model group of that family"
+        )
+
+
+def check_model_path(model: Any, cache_dir: str | os.PathLike | None = None, *, hub: bool = False) -> Path | None:
+    """ConfigError naming `model.path` when it cannot be loaded; nothing is loaded or written.
+
+    With a tiny model group: None when `model.path` is the builder's own directory in the toolkit's
+    cache (built there on first use), else the path, which must be an existing model directory of the
+    family (e.g. a trained checkpoint). Otherwise: the path of a local model directory, or None for a
+    hub id (`org/name`); with `hub=True` and the hub offline, a hub id must be in the local HF cache.
+    """
+    raw = str(model.path)
+    where = f"model.path={raw}"
+    local = Path(raw).expanduser()
+    if model.tiny_builder:
+        own = tiny_build_dir(model.tiny_builder, cache_dir or default_cache_dir())
+        if local.absolute() == own.absolute():
+            return None
+        if not local.exists():
+            what = "looks like a Hugging Face Hub id" if looks_like_hub_id(raw) else "does not exist"
+            raise ConfigError(
+                f"{where} {what}, and the model group (model.tiny_builder={model.tiny_builder}) builds its random "
+                f"tiny model only into the toolkit's cache ({own}): give {EXPECTED_DIR}, or choose the checkpoint's "
+                f"model group too, e.g. model=qwen2_5_vl_3b model.path={raw}"
+            )
+    elif not local.exists() and looks_like_hub_id(raw):
+        if hub and hub_offline():
+            from huggingface_hub import try_to_load_from_cache
+
+            if not isinstance(try_to_load_from_cache(raw, "config.json"), str):
+                raise ConfigError(
+                    f"{where} looks like a Hugging Face Hub id, but it is not in the local HF cache and the hub is "
+                    f"offline (HF_HUB_OFFLINE=1); download it first, or give {EXPECTED_DIR}"
+                )
+        return None
+    if not local.exists():
+        raise ConfigError(f"{where}: no such directory; expected {EXPECTED_DIR}, or a Hugging Face Hub id (org/name)")
+    if not local.is_dir():
+        raise ConfigError(f"{where}: is a file, not a model directory; expected {EXPECTED_DIR}")
+    check_model_dir(where, local, str(model.family))
+    return local
+
+
+def check_config_model_path(cfg: Any) -> None:
+    """The entry points' check of `model.path` (no hub lookup: `build_adapter` does that), skipped where
+    no model loads (rollout=replay) or where model.path cannot be resolved yet (an unset ${oc.env:VAR}
+    is reported where it is read)."""
+    from omegaconf.errors import InterpolationResolutionError
+
+    if "model" not in cfg or ("rollout" in cfg and cfg.rollout.kind == "replay" and "trainer" not in cfg):
+        return
+    try:
+        cfg.model.path  # noqa: B018  (resolves the interpolations)
+    except InterpolationResolutionError:
+        return
+    cache_dir = cfg.paths.cache_dir if "paths" in cfg else None
+    check_model_path(cfg.model, cache_dir)

@@ -1,7 +1,9 @@
 """Model adapters (one per family) and offline tiny-model builders.
 
-`build_adapter(model_cfg, seed)` resolves the checkpoint (building a tiny model first when the config
-names a tiny builder) and returns the family's adapter; the model itself is loaded by
+`build_adapter(model_cfg, seed)` checks `model.path` (`grit_exp.config.model.check_model_path`: a
+wrong path is one ConfigError line, before anything loads), resolves the checkpoint (building a tiny
+model first when the config names a tiny builder and the path is the builder's own directory in the
+toolkit's cache) and returns the family's adapter; the model itself is loaded by
 `adapter.load_model(device)`, so config validation and data checks can run before any weights load.
 """
 
@@ -23,9 +25,20 @@ def adapter_class(family: str) -> type[ModelAdapter]:
     return getattr(importlib.import_module(module), name)
 
 
+def _cache_dir(model_cfg: Any) -> str | None:
+    """`paths.cache_dir` of the config `model_cfg` belongs to (None: composed without it)."""
+    from omegaconf import DictConfig
+
+    root = model_cfg._get_root() if isinstance(model_cfg, DictConfig) else None
+    return str(root.paths.cache_dir) if isinstance(root, DictConfig) and "paths" in root else None
+
+
 def build_adapter(model_cfg: Any, seed: int = 0) -> ModelAdapter:
+    from grit_exp.config.model import check_model_path
+
     path = str(model_cfg.path)
-    if model_cfg.tiny_builder:
+    own_build = check_model_path(model_cfg, _cache_dir(model_cfg), hub=True) is None
+    if model_cfg.tiny_builder and own_build:
         from grit_exp.models.tiny import ensure_tiny_model
 
         path = str(ensure_tiny_model(model_cfg.tiny_builder, path))
