@@ -1,13 +1,19 @@
 """Sweeps in the report: each sweep's summary, and the paper's ablations next to a sweep's results.
 
 `render_sweeps` gives, per sweep directory, its sweep_summary table (grit_exp.cluster.sweep.summary) and,
-for a Table 3 sweep (counting data x r_count, InternVL3-2B), the comparison with the paper. A sweep launched from `experiment=ablation_internvl3_2b_counting` has one job per arm (dataset
-grit20 or grit20_vsr, reward.weights.count 1 or 0). `table3_rows` places each completed job of such a
-sweep summary in its arm and averages its final evaluation into in-domain (the training sets' own
-benchmarks: VSR, TallyQA) and out-of-domain (GQA, MathVista, MME, OVDEval) ACC and GIoU, next to
-the paper's numbers where the paper reports the arm. The paper does not list which sets it averaged;
-this split is the toolkit's reading and is printed with the table. The data-scaling study
-(`ablation_qwen2_5_vl_3b_data_scaling`) is a figure in the paper: no numbers to compare with.
+for a Table 3 sweep (counting data x r_count, InternVL3-2B), the comparison with the paper. A sweep
+launched from `experiment=ablation_internvl3_2b_counting` has one job per arm (dataset grit20 or
+grit20_vsr, reward.weights.count 1 or 0). `table3_rows` places each completed job of such a sweep
+summary in its arm and reads its final evaluation: the `eval/<dataset>/<metric>` keys that evaluation
+writes to metrics.jsonl, `<dataset>` being the rows' `dataset` field (vsr, tallyqa, gqa, mme_count, ...,
+ovd_position), turned into Table 1's columns exactly as Table 1 does (`table1.column_values`: the same
+dataset spellings, MME = the unweighted mean of its subsets, ACC x100, GIoU in the authors'
+convention `giou_paper`). In-domain = the benchmarks of the training data's sources (VSR, TallyQA: the
+paper trains on 10 VSR + 10 TallyQA rows); out-of-domain = the other Table 1 benchmarks (GQA,
+MathVista, MME, OVDEval); each side is the mean of its columns that have the number (ACC: VSR, TallyQA
+| GQA, MathVista, MME; GIoU: VSR, TallyQA | GQA, OVDEval). The paper does not list the sets behind its
+two averages; this split is the toolkit's reading and is printed with the table. The data-scaling
+study (`ablation_qwen2_5_vl_3b_data_scaling`) is a figure in the paper: no numbers to compare with.
 Left out: finding sweeps (collect.py), writing summaries (grit_exp.cluster.sweep) and Table 1 (table1.py).
 """
 
@@ -18,16 +24,18 @@ from pathlib import Path
 from typing import Any
 
 TABLE3_EXPERIMENT = "ablation_internvl3_2b_counting"
-IN_DOMAIN = ("vsr_val", "tallyqa_val")
-OUT_OF_DOMAIN = ("gqa_val", "mathvista_mini_val", "mme_val", "ovd_position_val")
+# Table 1 column keys (reporting/paper.py COLUMNS) on each side of the split
+IN_DOMAIN = ("vsr", "tallyqa")
+OUT_OF_DOMAIN = ("gqa", "mathvista", "mme", "ovd")
 # (counting data, r_count on) -> the paper's numbers: ACC x100, GIoU
 PAPER_TABLE3: dict[tuple[bool, bool], dict[str, float]] = {
     (True, True): {"acc_in": 51.8, "acc_out": 64.4, "giou_in": 0.387, "giou_out": 0.437},
     (False, False): {"acc_in": 53.8, "acc_out": 60.0, "giou_in": 0.349, "giou_out": 0.378},
 }
 COLUMNS = ("acc_in", "acc_out", "giou_in", "giou_out")
-SPLIT_NOTE = (f"in-domain = mean over {', '.join(IN_DOMAIN)}; out-of-domain = mean over {', '.join(OUT_OF_DOMAIN)} "
-              "(ACC x100; GIoU where the set has boxes; the toolkit's reading, the paper does not list the sets)")
+SPLIT_NOTE = ("in-domain = mean over VSR, TallyQA (the training data's sources); out-of-domain = mean over GQA, "
+              "MathVista, MME (ACC) and GQA, OVDEval (GIoU); each benchmark as in Table 1 (ACC x100, MME = mean of "
+              "its subsets, GIoU = giou_paper); the toolkit's reading: the paper does not list the sets")
 
 
 def _override(job: dict[str, Any], key: str) -> str | None:
@@ -43,10 +51,19 @@ def arm_of(job: dict[str, Any]) -> tuple[bool, bool] | None:
     return dataset == "grit20", float(count) != 0.0
 
 
-def _mean(metrics: dict[str, Any], datasets: Sequence[str], metric: str, scale: float) -> float | None:
-    values = [metrics.get(f"eval/{d}/{metric}") for d in datasets]
-    known = [float(v) * scale for v in values if isinstance(v, int | float)]
+def _side_mean(values: dict[str, float | None], columns: Sequence[str], metric: str) -> float | None:
+    known = [v for c in columns if (v := values.get(f"{c}_{metric}")) is not None]
     return sum(known) / len(known) if known else None
+
+
+def table3_numbers(metrics: dict[str, Any]) -> dict[str, float | None]:
+    """acc_in / acc_out (x100) / giou_in / giou_out of one job's final `eval/<dataset>/<metric>` values."""
+    from grit_exp.reporting.collect import quick_eval_datasets
+    from grit_exp.reporting.table1 import column_values
+
+    values, _ = column_values(quick_eval_datasets(metrics), giou="paper")
+    return {"acc_in": _side_mean(values, IN_DOMAIN, "acc"), "acc_out": _side_mean(values, OUT_OF_DOMAIN, "acc"),
+            "giou_in": _side_mean(values, IN_DOMAIN, "giou"), "giou_out": _side_mean(values, OUT_OF_DOMAIN, "giou")}
 
 
 def table3_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
@@ -56,16 +73,8 @@ def table3_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
         arm = arm_of(job)
         if arm is None:
             continue
-        metrics = job.get("metrics") or {}
-        ours = {
-            "acc_in": _mean(metrics, IN_DOMAIN, "acc", 100.0), "acc_out": _mean(metrics, OUT_OF_DOMAIN, "acc", 100.0),
-            "giou_in": _mean(metrics, IN_DOMAIN, "giou_paper", 1.0) if any("giou_paper" in k for k in metrics)
-            else _mean(metrics, IN_DOMAIN, "giou", 1.0),
-            "giou_out": _mean(metrics, OUT_OF_DOMAIN, "giou_paper", 1.0) if any("giou_paper" in k for k in metrics)
-            else _mean(metrics, OUT_OF_DOMAIN, "giou", 1.0),
-        }
         rows.append({"num": job["num"], "status": job.get("status"), "counting_data": arm[0], "r_count": arm[1],
-                     "ours": ours, "paper": PAPER_TABLE3.get(arm)})
+                     "ours": table3_numbers(job.get("metrics") or {}), "paper": PAPER_TABLE3.get(arm)})
     return rows
 
 

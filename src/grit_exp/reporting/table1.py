@@ -87,18 +87,19 @@ def mme_acc(datasets: dict[str, dict[str, Any]], prefix: str = "mme_") -> tuple[
     return 100.0 * sum(acc for _, acc in accs if acc is not None) / len(used), used
 
 
-def table1_values(result: RunResult, giou: str = "paper") -> tuple[dict[str, float | None], list[str]]:
-    """Table 1's numbers of one result (ACC x100, GIoU) and notes about how they were formed."""
+def column_values(datasets: dict[str, dict[str, Any]], giou: str = "paper") -> tuple[dict[str, float | None], list[str]]:
+    """Table 1's numbers (ACC x100, GIoU) from {dataset: metrics} (a metrics.json, or the `eval/<dataset>/<metric>`
+    keys of a metrics.jsonl record), and notes about how they were formed. Table 3 (sweeps.py) uses it too."""
     giou_field = GIOU_FIELDS[giou]
     values: dict[str, float | None] = dict.fromkeys(metric_keys())
     notes: list[str] = []
     for col in COLUMNS:
-        if col.subset_prefix and any(name.startswith(col.subset_prefix) for name in result.datasets):
-            values[f"{col.key}_acc"], used = mme_acc(result.datasets, col.subset_prefix)
+        if col.subset_prefix and any(name.startswith(col.subset_prefix) for name in datasets):
+            values[f"{col.key}_acc"], used = mme_acc(datasets, col.subset_prefix)
             if used and set(used) != set(MME_SUBSETS):
                 notes.append(f"MME ACC averaged over {len(used)} subset(s): {', '.join(used)}")
             continue
-        _, entry = _column_entry(col, result.datasets)
+        _, entry = _column_entry(col, datasets)
         if col.acc:
             acc = _number(entry, "acc")
             values[f"{col.key}_acc"] = None if acc is None else 100.0 * acc
@@ -106,6 +107,12 @@ def table1_values(result: RunResult, giou: str = "paper") -> tuple[dict[str, flo
             values[f"{col.key}_giou"] = _number(entry, giou_field)
             if entry is not None and values[f"{col.key}_giou"] is None and _number(entry, "giou") is not None:
                 notes.append(f"{col.title}: no {giou_field} in the results (only giou); see --giou exact")
+    return values, notes
+
+
+def table1_values(result: RunResult, giou: str = "paper") -> tuple[dict[str, float | None], list[str]]:
+    """Table 1's numbers of one result (ACC x100, GIoU) and notes about how they were formed."""
+    values, notes = column_values(result.datasets, giou)
     if all(v is None for v in values.values()) and result.datasets:
         notes.append(f"no Table 1 benchmark among its datasets ({', '.join(sorted(result.datasets))}); "
                      "see the all-datasets table")
