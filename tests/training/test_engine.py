@@ -6,6 +6,7 @@ changes (nearly) every weight; the schedule is transformers'."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
@@ -175,3 +176,78 @@ def test_grpo_scores_completions_at_the_chosen_temperature(grit_cache, tiny_mode
                                                    rollout.completion_mask, temperature=t) for t in (0.5, 1.0)}
     assert torch.allclose(scored["sampling"], expected[0.5]) and torch.allclose(scored["one"], expected[1.0])
     assert not torch.allclose(scored["sampling"], scored["one"])
+
+
+def test_deterministic_kernels_only_when_asked(monkeypatch):
+    """trainer.deterministic: null is on without CUDA (CPU runs bit-reproducible) and off with CUDA; on with
+    CUDA sets cuBLAS's workspace so that its kernels can be deterministic."""
+    from grit_exp.cluster.engine import use_deterministic_algorithms
+
+    before = torch.are_deterministic_algorithms_enabled()
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    try:
+        assert compose_train().trainer.deterministic is None
+        assert use_deterministic_algorithms(None, cuda=False) is True and torch.are_deterministic_algorithms_enabled()
+        assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ
+        assert use_deterministic_algorithms(None, cuda=True) is False
+        assert not torch.are_deterministic_algorithms_enabled() and "CUBLAS_WORKSPACE_CONFIG" not in os.environ
+        assert use_deterministic_algorithms(True, cuda=True) is True
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+        assert use_deterministic_algorithms(False, cuda=False) is False
+    finally:
+        torch.use_deterministic_algorithms(before, warn_only=True)
+
+
+def test_collective_timeout_is_checked_and_recorded(tmp_path, grit_cache, tiny_model_paths):
+    with pytest.raises(ConfigError, match=r"cluster.timeout_s=0 must be > 0"):
+        validate_train(compose_train("cluster.timeout_s=0"))
+    run = tmp_path / "run"
+    run_training(compose_train(*SMALL, "algorithm=sft", "trainer.max_steps=1", "cluster.timeout_s=60"), run_dir=run)
+    engine = json.loads((run / "engine.json").read_text())
+    assert engine["collective_timeout_s"] == 60 and engine["deterministic"] is True  # CPU: on by default
+
+
+def test_warm_start_trains_fp32_masters_of_a_bf16_model(tmp_path, grit_cache, tiny_model_paths):
+    """A bf16 model's warm start trains and saves fp32 weights: at a real model's lr most updates survive
+    (in bf16 they round away, as test_bf16_compute_keeps_fp32_masters_so_small_updates_are_not_lost shows)."""
+    from grit_exp.algorithm.sft import cached_warm_start
+    from grit_exp.data.reader import load_dataset_splits
+    from grit_exp.models import build_adapter
+
+    cfg = compose_train(*SMALL, "model.dtype=bfloat16", "trainer.warm_start_sft_steps=3",
+                        "trainer.warm_start_batch_size=2", "trainer.warm_start_learning_rate=2e-6")
+    rows, _ = load_dataset_splits(cfg.dataset, cfg.seed)
+    out = cached_warm_start(cfg, build_adapter(cfg.model), rows, tmp_path / "cache")
+    warm = load_file(out / "model.safetensors")
+    start = load_file(tiny_model_paths["tiny_qwen2_5_vl"] / "model.safetensors")
+    assert all(v.dtype == torch.float32 for v in warm.values()), "fp32 master weights"
+    changed = sum(int((warm[k] != start[k].float()).sum()) for k in warm if "visual" not in k)
+    total = sum(warm[k].numel() for k in warm if "visual" not in k)
+    assert changed / total > 0.9, f"only {changed / total:.1%} of the weights changed"
+
+
+def test_padding_passes_are_one_micro_batch_each(grit_cache, tiny_model_paths):
+    """A process with fewer kept groups pads with zero-weight passes of trainer.micro_batch_size rows (one of
+    its own first-round micro-batches), not a whole group of G rows."""
+    from types import SimpleNamespace
+
+    from grit_exp.algorithm.advantages import advantages_from_rewards
+    from grit_exp.algorithm.grpo import Selection, training_micro_batches
+    from grit_exp.data.prompts import build_user_text
+    from grit_exp.data.reader import load_dataset_splits
+    from grit_exp.models import build_adapter
+    from grit_exp.rollout.hf import HFRollout
+
+    cfg = compose_train("dataset.synthetic.num_train=8", "dataset.synthetic.num_val=2", "rollout.max_new_tokens=6",
+                        "rollout.stop_strings=[]", "algorithm.num_generations=4", "trainer.micro_batch_size=2")
+    rows, _ = load_dataset_splits(cfg.dataset, cfg.seed)
+    adapter = build_adapter(cfg.model)
+    texts = [build_user_text(r.question, cfg.prompt, adapter.family) for r in rows[:2]]
+    first_round = HFRollout(adapter, cfg.rollout).generate(adapter.load_model("cpu"), rows[:2], texts,
+                                                           num_generations=4, greedy=True)
+    rewards = torch.arange(8, dtype=torch.float64)  # another process trains the groups with spread
+    sampled = advantages_from_rewards(rewards, 4, "group", 1e-4)
+    selection = Selection(None, rewards, sampled, slice(0, 0), sampled, None)
+    batches, advantages, real = training_micro_batches(SimpleNamespace(cfg=cfg), selection, first_round)
+    assert real == 0 and len(batches) == 4, "as many passes as the first round's 8 completions in pairs"
+    assert [len(b.rows) for b in batches] == [2] * 4 and all(a.equal(torch.zeros(2)) for a in advantages)

@@ -197,7 +197,7 @@ def training_micro_batches(m: StepModules, selection: Selection,
 
     The engine steps the optimizer after that many, and every process must run as many forward and
     backward passes (DDP's buffer broadcasts and all-reduce, ZeRO-3's parameter gathers)."""
-    G, size = m.cfg.algorithm.num_generations, m.cfg.trainer.micro_batch_size
+    size = m.cfg.trainer.micro_batch_size
     usual = len(micro_batches(len(first_round.rows), size))  # every process runs as many
     rollout, advantages = selection.rollout, selection.advantages
     slices = micro_batches(0 if rollout is None else len(rollout.rows), size)
@@ -205,16 +205,21 @@ def training_micro_batches(m: StepModules, selection: Selection,
     batches = [rollout.select(sl) for sl in slices]
     batch_advantages = [advantages.values[selection.local][sl] for sl in slices] if advantages is not None else []
     padding = usual - len(batches) if selection.rewards.numel() else 0  # no group with spread at all: no update
-    batches += [_padding_batch(first_round, G)] * padding
-    batch_advantages += [torch.zeros(G)] * padding
+    if padding:
+        pad = _padding_batch(first_round, size)
+        batches += [pad] * padding
+        batch_advantages += [torch.zeros(len(pad.rows))] * padding
     return batches, batch_advantages, len(slices)
 
 
-def _padding_batch(rollout: Rollout, num_generations: int) -> Rollout:
-    """A whole group of `rollout` (the one with its longest completion), for a zero-weight pass: it runs
-    the model as a real micro-batch does (`completion_logprobs`: the same forward passes for every batch)."""
-    g = int(rollout.completion_mask.sum(1).argmax()) // num_generations
-    return rollout.select(slice(g * num_generations, (g + 1) * num_generations))
+def _padding_batch(rollout: Rollout, micro_batch_size: int) -> Rollout:
+    """A zero-weight micro-batch: one of `rollout`'s own micro-batches of `trainer.micro_batch_size` rows (the
+    one whose longest completion is shortest, the cheapest), so it needs no more memory than the micro-batches
+    the user sized for. It runs the model as a real micro-batch does (`completion_logprobs`: the same
+    forward passes for every batch)."""
+    slices = micro_batches(len(rollout.rows), micro_batch_size)
+    lengths = [int(rollout.completion_mask[sl].sum(1).max()) for sl in slices]
+    return rollout.select(slices[lengths.index(min(lengths))])
 
 
 def logprob_temperature(cfg: Any) -> float:

@@ -126,16 +126,24 @@ def run_sft(adapter: ModelAdapter, model: torch.nn.Module, rows: list[GritRow], 
     return losses
 
 
+def warm_start_dir(cfg: Any, rows: list[GritRow], cache_dir: Path) -> Path:
+    """Where the warm start of `cfg` on `rows` is cached (complete once its config.json exists)."""
+    return cache_dir / "warm_start" / warm_start_fingerprint(cfg, rows)
+
+
 def cached_warm_start(cfg: Any, adapter: ModelAdapter, rows: list[GritRow], cache_dir: Path,
                       device: torch.device | str = "cpu",
                       precision: Callable[[], AbstractContextManager] = contextlib.nullcontext) -> Path:
-    """Return a checkpoint directory holding the warm-started model; train it only if not cached."""
-    out = cache_dir / "warm_start" / warm_start_fingerprint(cfg, rows)
+    """Return a checkpoint directory holding the warm-started model; train it only if not cached.
+
+    The weights train as fp32 masters (`precision`: the engine's autocast computes in bf16 where the run
+    does), as the GRPO policy does, and are saved in fp32 (the policy starts from them as they are)."""
+    out = warm_start_dir(cfg, rows, cache_dir)
     if (out / "config.json").exists():
         log.info("warm start: reusing cached %s", out)
         return out
     torch.manual_seed(cfg.seed)
-    model = adapter.load_model(device)
+    model = adapter.load_model(device, dtype="float32")
     losses = run_sft(
         adapter, model, rows, cfg.prompt, steps=cfg.trainer.warm_start_sft_steps,
         lr=cfg.trainer.warm_start_learning_rate, batch_size=cfg.trainer.warm_start_batch_size, seed=cfg.seed,

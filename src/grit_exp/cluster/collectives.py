@@ -13,7 +13,11 @@ Written here because accelerate does not have it:
   averages tensors of one shape; metric dicts are gathered as objects and may differ in keys);
 - `all_gather_object` wraps its argument in a list for accelerate's `gather_object`, which
   concatenates lists (and returns a lone process's argument itself), so every caller gets one entry
-  per process in rank order.
+  per process in rank order;
+- `timeouts_reported`: a collective that waited `cluster.timeout_s` for a peer (gloo raises; the engine
+  sets the timeout) ends the run with one line naming what the loop was doing, the rank and the timeout;
+- `wait_for_file`: the other processes wait for rank 0's long single-process work (the warm start) on the
+  filesystem, in no collective, so that work may take longer than the collective timeout.
 Left out: sharding rows over processes (the evaluation deals its batches round-robin, `evaluation/
 runner.py`: accelerate's `split_between_processes` gives each process a contiguous block instead, which
 would change which process judges which sample), device placement and gradients (the engine's).
@@ -21,10 +25,16 @@ would change which process judges which sample), device placement and gradients 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
+
+from grit_exp.errors import GritError
 
 
 def _state() -> Any:
@@ -134,3 +144,37 @@ def sum_over_processes(value: float | int) -> float:
     if state is None:
         return float(torch.tensor(float(value)))
     return float(reduce(torch.tensor(float(value), device=state.device), reduction="sum"))
+
+
+def is_timeout(err: BaseException) -> bool:
+    """Is `err` a collective that gave up waiting for a peer? (gloo: RuntimeError / DistBackendError
+    "Timed out waiting ...ms"; NCCL's watchdog ends the process itself, with its own message.)"""
+    return isinstance(err, RuntimeError) and "timed out" in str(err).lower()
+
+
+@contextlib.contextmanager
+def timeouts_reported(where: str, timeout_s: int) -> Iterator[None]:
+    """A collective timeout inside the block becomes one GritError naming `where` (e.g. "training step 3"),
+    this process's rank and `cluster.timeout_s`."""
+    try:
+        yield
+    except RuntimeError as err:
+        if not is_timeout(err):
+            raise
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise GritError(
+            f"{where}: rank {rank()} of {world_size()} waited cluster.timeout_s={timeout_s} s in a collective "
+            f"that another rank never joined (that rank is slower, stuck, or runs other collectives); "
+            f"the backend said: {first}"
+        ) from err
+
+
+def wait_for_file(path: Path, failed: Path, what: str, poll_s: float = 1.0) -> None:
+    """Return once `path` exists (rank 0 finished `what`); GritError with rank 0's message if `failed` appears.
+
+    Not a collective: no timeout applies while rank 0 works. Rank 0 dying outright ends the job anyway
+    (torchrun / SLURM stop the other processes)."""
+    while not path.exists():
+        if failed.exists():
+            raise GritError(f"rank 0 failed {what}, rank {rank()} stops: {failed.read_text().strip()} ({failed})")
+        time.sleep(poll_s)

@@ -3,7 +3,8 @@
 One `TrainingEngine` per run owns device placement (one process per GPU, from `LOCAL_RANK`), the
 process group, data parallelism (accelerate DDP) or DeepSpeed ZeRO-2/3 (`cluster.engine`,
 `cluster.deepspeed_config`), mixed precision over fp32 master weights, gradient accumulation over
-micro-batches, clipping, and saving / loading the sharded engine state. The loop in
+micro-batches, clipping, saving / loading the sharded engine state, the collective timeout
+(`cluster.timeout_s`) and deterministic kernels (`trainer.deterministic`). The loop in
 `training/run.py` and the GRPO step in `algorithm/grpo.py` only call it. Its collectives (rank,
 gather, sum, broadcast, barrier) are `cluster/collectives.py`'s, the one layer over accelerate that
 evaluation uses too.
@@ -30,6 +31,7 @@ import logging
 import os
 import socket
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +51,19 @@ def resolve_mixed_precision(setting: str, cuda: bool) -> str:
     if setting == "auto":
         return "bf16" if cuda else "no"
     return setting
+
+
+def use_deterministic_algorithms(setting: bool | None, cuda: bool) -> bool:
+    """`trainer.deterministic` (null: on without CUDA, off with CUDA), applied to torch; returns it.
+
+    On CUDA, deterministic cuBLAS needs CUBLAS_WORKSPACE_CONFIG before its first handle: call before any
+    CUDA work (the engine is built first). Set either way, so a run after another in the same process
+    (multirun, tests) gets its own setting."""
+    on = (not cuda) if setting is None else bool(setting)
+    if on and cuda:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(on, warn_only=True)
+    return on
 
 
 def deepspeed_config(path: str, *, micro_batch_size: int, accumulation_steps: int, world_size: int,
@@ -97,7 +112,12 @@ class TrainingEngine:
         cuda = torch.cuda.is_available()
         self.kind = str(cluster.engine)
         self.mixed_precision = resolve_mixed_precision(str(trainer.mixed_precision), cuda)
+        self.deterministic = use_deterministic_algorithms(trainer.deterministic, cuda)
+        self.timeout_s = int(cluster.timeout_s)
         backend = collectives.resolve_backend(cluster.backend, cuda)
+        # every collective of the process group (DeepSpeed's included: accelerate hands the same kwargs to
+        # deepspeed.init_distributed) waits at most cluster.timeout_s for a peer
+        process_group = InitProcessGroupKwargs(backend=backend, timeout=timedelta(seconds=self.timeout_s))
         kwargs: dict[str, Any] = {"mixed_precision": self.mixed_precision,
                                   "gradient_accumulation_steps": accumulation_steps}
         if self.kind == "deepspeed":
@@ -109,18 +129,18 @@ class TrainingEngine:
                                   max_grad_norm=float(trainer.max_grad_norm), mixed_precision=self.mixed_precision)
             self.zero_stage = int(ds.get("zero_optimization", {}).get("stage", 0))
             kwargs["deepspeed_plugin"] = DeepSpeedPlugin(hf_ds_config=ds)
-            kwargs["kwargs_handlers"] = [InitProcessGroupKwargs(backend=backend)]
+            kwargs["kwargs_handlers"] = [process_group]
         else:
             self.zero_stage = None
             kwargs["cpu"] = not cuda
             if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-                kwargs["kwargs_handlers"] = [InitProcessGroupKwargs(backend=backend)]
+                kwargs["kwargs_handlers"] = [process_group]
         collectives.reset_state()  # a previous run in this process (multirun, notebook, tests) set its own
         self.accelerator = Accelerator(**kwargs)
         self.accumulation_steps = accumulation_steps
-        log.info("engine: %s%s, %d process(es), device %s, mixed precision %s", self.kind,
-                 f" ZeRO-{self.zero_stage}" if self.zero_stage is not None else "", self.world_size, self.device,
-                 self.mixed_precision)
+        log.info("engine: %s%s, %d process(es), device %s, mixed precision %s, deterministic %s, collective "
+                 "timeout %d s", self.kind, f" ZeRO-{self.zero_stage}" if self.zero_stage is not None else "",
+                 self.world_size, self.device, self.mixed_precision, self.deterministic, self.timeout_s)
 
     # ------------------------------------------------------------------ topology
     @property
@@ -142,7 +162,8 @@ class TrainingEngine:
     def describe(self) -> dict[str, Any]:
         """For run_info.json and metrics: what ran where."""
         return {"engine": self.kind, "zero_stage": self.zero_stage, "num_processes": self.world_size,
-                "mixed_precision": self.mixed_precision, "device": str(self.device)}
+                "mixed_precision": self.mixed_precision, "device": str(self.device),
+                "deterministic": self.deterministic, "collective_timeout_s": self.timeout_s}
 
     # ------------------------------------------------------------------ models
     def prepare(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[Any, Any]:

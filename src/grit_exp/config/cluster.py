@@ -59,11 +59,17 @@ class ClusterConfig:
     # batch sizes, accumulation, clipping and precision are filled in from trainer.* at start-up.
     deepspeed_config: str | None = None
     backend: Backend = Backend.auto  # the process group's
+    # Seconds any collective (all-reduce, gather, barrier, ZeRO-3's parameter gathers) waits for a peer
+    # before the run fails naming the step and the rank; long enough for the slowest rank-0 work that
+    # still sits between two collectives (a 7B checkpoint written to a network disk).
+    timeout_s: int = 1800
     slurm: SlurmConfig = field(default_factory=SlurmConfig)  # each SLURM job's resources (hydra/launcher=submitit_slurm)
 
 
 def check_cluster(cluster: Any) -> None:
-    """ConfigError when the engine and its DeepSpeed config disagree."""
+    """ConfigError when the engine and its DeepSpeed config disagree, or the timeout is not positive."""
+    if cluster.timeout_s <= 0:
+        raise ConfigError(f"cluster.timeout_s={cluster.timeout_s} must be > 0 (seconds a collective waits for a peer)")
     if cluster.engine == Engine.deepspeed and not cluster.deepspeed_config:
         raise ConfigError("cluster.engine=deepspeed needs cluster.deepspeed_config (e.g. launchers/deepspeed/zero2.json)")
     if cluster.engine != Engine.deepspeed and cluster.deepspeed_config:

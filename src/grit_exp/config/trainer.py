@@ -45,6 +45,9 @@ class TrainerConfig:
     warm_start_learning_rate: float = 1e-5  # a real model's; the CPU demo's 1e-3 is in conf/demo/cpu_train.yaml
     warm_start_batch_size: int = 32
     eval_on_start: bool = True
+    # torch.use_deterministic_algorithms (with CUBLAS_WORKSPACE_CONFIG=:4096:8 on CUDA); null: on without
+    # CUDA (CPU runs are bit-reproducible), off with CUDA (deterministic kernels are slower). engine.json records it.
+    deterministic: bool | None = None
 
 
 def check_trainer(trainer: Any) -> None:

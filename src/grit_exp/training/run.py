@@ -20,6 +20,7 @@ import logging
 import os
 import random
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ import torch
 from omegaconf import DictConfig
 
 from grit_exp.algorithm.grpo import grpo_step
-from grit_exp.algorithm.sft import cached_warm_start, sft_step
+from grit_exp.algorithm.sft import cached_warm_start, sft_step, warm_start_dir
 from grit_exp.algorithm.step_modules import StepModules
 from grit_exp.api_keys import to_plain
 from grit_exp.cluster import collectives as distributed
@@ -51,10 +52,10 @@ log = logging.getLogger("grit_exp.train")
 
 
 def seed_everything(seed: int) -> None:
+    """Python's, numpy's and torch's generators (deterministic kernels: the engine, `trainer.deterministic`)."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, trainer: Any) -> torch.optim.lr_scheduler.LRScheduler:
@@ -150,7 +151,8 @@ def run_training(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]
     """Train on a composed, validated config (`grit_exp.train` validates it) into `run_dir` (default:
     Hydra's); return the end-of-run summary."""
     parts = build_run(cfg, run_dir)
-    start_step = resume_run(parts)
+    with distributed.timeouts_reported("resuming", parts.engine.timeout_s):
+        start_step = resume_run(parts)
     # opened once resume_run has cut metrics.jsonl back to the checkpoint's step
     logger = RunLogger(parts.run_dir, cfg.logger, to_plain(cfg), cfg.trainer.max_steps, enabled=parts.engine.is_main)
     train_loop(parts, logger, start_step)
@@ -168,7 +170,12 @@ def build_run(cfg: DictConfig, run_dir: Path | None = None) -> RunParts:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     engine = TrainingEngine(cfg.cluster, cfg.trainer, accumulation_steps=accumulation_steps(cfg, world),
                             micro_batch_size=cfg.trainer.micro_batch_size)
-    run_dir = agree_on_run_dir(engine, Path(run_dir) if run_dir else _hydra_run_dir())
+    with distributed.timeouts_reported("start-up", engine.timeout_s):
+        return _build_run(cfg, engine, Path(run_dir) if run_dir else _hydra_run_dir())
+
+
+def _build_run(cfg: DictConfig, engine: TrainingEngine, own_run_dir: Path) -> RunParts:
+    run_dir = agree_on_run_dir(engine, own_run_dir)
     seed_everything(cfg.seed + engine.rank)
     train_rows, eval_sets = load_data(cfg, engine, run_dir)
     with engine.whole_model_loading():  # building a tiny model is no collective, even under ZeRO-3
@@ -217,12 +224,47 @@ def load_data(cfg: DictConfig, engine: TrainingEngine,
 
 
 def warm_start(cfg: DictConfig, engine: TrainingEngine, adapter: Any, train_rows: list[GritRow]) -> Path:
-    """The cached SFT warm start's model directory (`trainer.warm_start_sft_steps`): rank 0 trains it, once."""
+    """The cached SFT warm start's model directory (`trainer.warm_start_sft_steps`): rank 0 trains it, once
+    (fp32 master weights, the engine's autocast). The other processes wait for the finished directory on
+    the filesystem, in no collective: a warm start may take longer than `cluster.timeout_s`. The cache must
+    be one that every process sees (`paths.cache_dir` on a shared filesystem across nodes); that is checked
+    first, so that a process never waits for a directory it cannot see."""
     cache_dir = Path(cfg.paths.cache_dir).expanduser()
-    if engine.is_main:
-        cached_warm_start(cfg, adapter, train_rows, cache_dir, engine.device, engine.autocast)
+    out = warm_start_dir(cfg, train_rows, cache_dir)
+    failed = out.with_name(out.name + ".failed")
+    if engine.world_size > 1:
+        _check_shared_directory(engine, out.parent)
+        if engine.is_main:
+            failed.unlink(missing_ok=True)  # an earlier attempt's; removed before the others look
+        engine.barrier()
+    if not engine.is_main:
+        distributed.wait_for_file(out / "config.json", failed, f"the warm start ({out})")
+    else:
+        try:
+            cached_warm_start(cfg, adapter, train_rows, cache_dir, engine.device, engine.autocast)
+        except BaseException as err:
+            if engine.world_size > 1:
+                failed.write_text(f"{type(err).__name__}: {err}".splitlines()[0] + "\n")
+            raise
     engine.barrier()
-    return cached_warm_start(cfg, adapter, train_rows, cache_dir, engine.device, engine.autocast)
+    return out
+
+
+def _check_shared_directory(engine: TrainingEngine, directory: Path) -> None:
+    """GritError on every process unless each one sees a file that rank 0 writes into `directory`."""
+    probe = None
+    if engine.is_main:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".visible-", dir=directory)
+        os.close(fd)
+    probe = Path(engine.broadcast_object(probe))
+    seen = distributed.all_gather_object(probe.exists())
+    if engine.is_main:
+        probe.unlink()
+    if not all(seen):
+        blind = [r for r, ok in enumerate(seen) if not ok]
+        raise GritError(f"paths.cache_dir: ranks {blind} do not see {directory}, where rank 0 writes the warm start; "
+                        "set paths.cache_dir (GRIT_EXP_CACHE) to a directory on a filesystem that every node shares")
 
 
 def resume_run(parts: RunParts) -> int:
@@ -251,34 +293,43 @@ def resume_run(parts: RunParts) -> int:
 def train_loop(parts: RunParts, logger: RunLogger, start_step: int) -> None:
     """Steps start_step + 1 .. trainer.max_steps: draw prompts, one GRPO (or SFT) step, log the metrics
     averaged over processes, evaluate and save every so many steps."""
-    cfg, engine, m = parts.cfg, parts.engine, parts.modules
+    cfg, engine = parts.cfg, parts.engine
     if parts.untrained_metrics:
         logger.log(0, {f"init/{k.removeprefix('eval/')}": v for k, v in parts.untrained_metrics.items()}, force=True)
     if start_step == 0 and cfg.trainer.eval_on_start and parts.eval_sets:
-        evaluate_step(parts, logger, 0)
-    per_process = cfg.trainer.prompts_per_step // engine.world_size
+        with distributed.timeouts_reported("the evaluation before step 1", engine.timeout_s):
+            evaluate_step(parts, logger, 0)
     for step in range(start_step + 1, cfg.trainer.max_steps + 1):
-        drawn: list[list[GritRow]] = []  # one list per round: dynamic sampling (algorithm.dynamic_sampling) draws more
-        rows = draw_round(parts, drawn)
-        if cfg.algorithm.name == "sft":
-            metrics = sft_step(m, rows)
-        else:
-            metrics = grpo_step(m, rows, step, first_prompt_index=engine.rank * per_process,
-                                draw_round=functools.partial(draw_round, parts, drawn))
-        seen = [k for round_rows in drawn for keys in distributed.all_gather_object([r.key for r in round_rows])
-                for k in keys]
-        if engine.is_main:
-            with (parts.run_dir / "sampled_prompts.jsonl").open("a") as f:
-                f.write(json.dumps({"step": step, "keys": seen}) + "\n")
-        metrics = distributed.average_metrics(metrics)
-        logger.log(step, metrics)
-        logger.progress(step, metrics)
-        if parts.eval_sets and (step % cfg.trainer.eval_every == 0 or step == cfg.trainer.max_steps):
-            evaluate_step(parts, logger, step)
-        if step % cfg.trainer.save_every == 0 or step == cfg.trainer.max_steps:
-            state = {"scheduler": m.scheduler.state_dict(), "sampler": parts.sampler.state_dict()}
-            ckpt.save_checkpoint(engine, m.adapter, m.policy, parts.run_dir / "checkpoints", step, state,
-                                 cfg.trainer.keep_last)
+        # a collective that waits cluster.timeout_s for a peer ends the run naming the step and this rank
+        with distributed.timeouts_reported(f"training step {step}", engine.timeout_s):
+            train_step(parts, logger, step)
+
+
+def train_step(parts: RunParts, logger: RunLogger, step: int) -> None:
+    """One step of the loop: prompts, the GRPO (or SFT) step, metrics, and the evaluation and checkpoint due."""
+    cfg, engine, m = parts.cfg, parts.engine, parts.modules
+    per_process = cfg.trainer.prompts_per_step // engine.world_size
+    drawn: list[list[GritRow]] = []  # one list per round: dynamic sampling (algorithm.dynamic_sampling) draws more
+    rows = draw_round(parts, drawn)
+    if cfg.algorithm.name == "sft":
+        metrics = sft_step(m, rows)
+    else:
+        metrics = grpo_step(m, rows, step, first_prompt_index=engine.rank * per_process,
+                            draw_round=functools.partial(draw_round, parts, drawn))
+    seen = [k for round_rows in drawn for keys in distributed.all_gather_object([r.key for r in round_rows])
+            for k in keys]
+    if engine.is_main:
+        with (parts.run_dir / "sampled_prompts.jsonl").open("a") as f:
+            f.write(json.dumps({"step": step, "keys": seen}) + "\n")
+    metrics = distributed.average_metrics(metrics)
+    logger.log(step, metrics)
+    logger.progress(step, metrics)
+    if parts.eval_sets and (step % cfg.trainer.eval_every == 0 or step == cfg.trainer.max_steps):
+        evaluate_step(parts, logger, step)
+    if step % cfg.trainer.save_every == 0 or step == cfg.trainer.max_steps:
+        state = {"scheduler": m.scheduler.state_dict(), "sampler": parts.sampler.state_dict()}
+        ckpt.save_checkpoint(engine, m.adapter, m.policy, parts.run_dir / "checkpoints", step, state,
+                             cfg.trainer.keep_last)
 
 
 def draw_round(parts: RunParts, drawn: list[list[GritRow]]) -> list[GritRow]:
