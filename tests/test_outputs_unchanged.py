@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -47,7 +48,7 @@ def _volatile(key: str) -> bool:
 @pytest.fixture(scope="module")
 def reference_src(tmp_path_factory) -> Path:
     tree = tmp_path_factory.mktemp("reference_tree")
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", REFERENCE_COMMIT, "src", "conf", "launchers"],
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", REFERENCE_COMMIT, "src", "conf", "launchers", "pyproject.toml"],
                              capture_output=True)
     if archive.returncode != 0:
         pytest.fail(f"this test compares with commit {REFERENCE_COMMIT}, which this clone lacks (a shallow clone?): "
@@ -76,11 +77,16 @@ def _jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+SIDE_IN_PATH = re.compile(r"/(cache_)?(old|new)/")  # each side's cache and run directories
+
+
 def _strip(value):
     if isinstance(value, dict):
         return {k: _strip(v) for k, v in value.items() if not _volatile(k)}
     if isinstance(value, list):
         return [_strip(v) for v in value]
+    if isinstance(value, str):
+        return SIDE_IN_PATH.sub("/<side>/", value)
     return value
 
 
