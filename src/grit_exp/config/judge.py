@@ -1,8 +1,17 @@
-"""The `judge` group's schema (conf/judge/*.yaml) and its checks.
+"""The `judge` group's schema (conf/judge/*.yaml), its checks, and the judge presets.
 
-`kind` and `api_type` are enums checked by OmegaConf at compose time; `check_judge` checks the
-numbers and that `judge.api_key` is null or `${oc.env:VAR}` (grit_exp.api_keys refuses anything
-else, never echoing the value). Left out: building a judge (grit_exp.judge.factory).
+`kind`, `api_type` and `score_parser` are enums checked by OmegaConf at compose time; `check_judge`
+checks the numbers and that `judge.api_key` is null or `${oc.env:VAR}` (grit_exp.api_keys refuses
+anything else, never echoing the value).
+
+Presets (`JUDGE_PRESETS`; the settings in which the paper's judge and the released call differ):
+`paper` (conf/judge/openai.yaml): GPT-4o as the paper names it, with what the paper leaves open set
+for repeatable verdicts: temperature 0, max_tokens 64, the tolerant score parser (`parse_score`).
+`code` (conf/judge/openai_code.yaml): the released call: no temperature and no max_tokens in the
+request (the API's defaults) and the released parser (`parse_score_released`: any reply it cannot
+read scores 0). `judge_preset` names the preset a judge node matches ("custom" when none, "rules"
+for the offline judge), from its values, so a label never claims settings that were overridden.
+Left out: building a judge (grit_exp.judge.factory).
 """
 
 from __future__ import annotations
@@ -25,6 +34,18 @@ class ApiType(StrEnum):
     azure = "azure"
 
 
+class ScoreParser(StrEnum):
+    tolerant = "tolerant"  # grit_exp.judge.prompt.parse_score: unreadable -> asked again, then a failure
+    released = "released"  # parse_score_released: the released parser, unreadable -> 0 (never asked again)
+
+
+# preset -> the judge settings that define it (what the paper's judge and the released call differ in)
+JUDGE_PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {"temperature": 0.0, "max_tokens": 64, "score_parser": "tolerant"},
+    "code": {"temperature": None, "max_tokens": None, "score_parser": "released"},
+}
+
+
 @dataclass
 class JudgeConfig:
     """The answer judge (grit_exp.judge); checked by `check_judge`."""
@@ -42,8 +63,10 @@ class JudgeConfig:
     # the openai client's retries (timeouts, drops, 408/409/429/5xx; its backoff, Retry-After honoured),
     # and as many re-asks after a reply without a score
     max_retries: int = 5
-    temperature: float = 0.0
-    max_tokens: int = 64  # the reply is "{score: <score>}"; room for a short preamble
+    # null: not sent (the API's default, as the released call); see JUDGE_PRESETS
+    temperature: float | None = 0.0
+    max_tokens: int | None = 64  # the reply is "{score: <score>}"; room for a short preamble. null: not sent
+    score_parser: ScoreParser = ScoreParser.tolerant
     cache_path: str | None = "${paths.cache_dir}/judge_cache.sqlite"  # sqlite; null: no cache
 
 
@@ -59,9 +82,23 @@ def check_judge(judge: Any) -> None:
         ("concurrency", judge.concurrency >= 1, ">= 1"),
         ("timeout_s", judge.timeout_s > 0, "> 0"),
         ("max_retries", judge.max_retries >= 0, ">= 0"),
-        ("temperature", judge.temperature >= 0, ">= 0"),
-        ("max_tokens", judge.max_tokens >= 1, ">= 1"),
+        ("temperature", judge.temperature is None or judge.temperature >= 0, ">= 0 or null (not sent)"),
+        ("max_tokens", judge.max_tokens is None or judge.max_tokens >= 1, ">= 1 or null (not sent)"),
     )
     for key, ok, valid in checks:
         if not ok:
             raise ConfigError(f"judge.{key}={getattr(judge, key)!r} must be {valid}")
+
+
+def judge_settings(judge: Any) -> dict[str, Any]:
+    """The settings of a judge node that decide its verdicts besides the model: {"preset", "temperature",
+    "max_tokens", "score_parser"} ({"preset": "rules"} for the offline judge). Recorded in metrics.json `_meta`."""
+    if str(judge.kind) == "rules":
+        return {"preset": "rules"}
+    values = {
+        "temperature": None if judge.temperature is None else float(judge.temperature),
+        "max_tokens": None if judge.max_tokens is None else int(judge.max_tokens),
+        "score_parser": str(judge.score_parser),
+    }
+    preset = next((name for name, preset in JUDGE_PRESETS.items() if preset == values), "custom")
+    return {"preset": preset, **values}

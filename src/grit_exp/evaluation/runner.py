@@ -91,8 +91,14 @@ def items_from_rows(eval_sets: Mapping[str, list[GritRow]] | list[GritRow]) -> l
 
 
 def base_meta(cfg: Any, judge: Any, decoding: str) -> dict[str, Any]:
+    from grit_exp.config.judge import judge_settings
+
+    settings = judge_settings(cfg.judge)
     return {
         "judge": judge.name,
+        # paper / code / custom (grit_exp.config.judge.JUDGE_PRESETS), and the settings that decide it
+        "judge_preset": settings["preset"],
+        "judge_settings": settings,
         "model": cfg.model.name,
         "model_family": cfg.model.family,
         "prompt": cfg.prompt.name,

@@ -1,8 +1,8 @@
 """On-disk cache of judge verdicts (sqlite, stdlib), keyed by (judge identity, full prompt).
 
 The judge identity (`verdict_key`) is everything besides the prompt that decides a verdict: the
-endpoint (base URL), API type and version, the model or Azure deployment, temperature, max_tokens
-and the judge prompt/parser version. A verdict of a local fake server or another model is then
+endpoint (base URL), API type and version, the model or Azure deployment, temperature and max_tokens
+(null when not sent), the judge prompt version and the score parser (judge.score_parser). A verdict of a local fake server or another model is then
 never served to a run against a different endpoint.
 
 Re-judging the same answers (a re-evaluation, a resumed run, a GRPO group with identical answers)
@@ -49,15 +49,22 @@ def prompt_digest(prompt: str) -> str:
 
 
 def verdict_key(
-    *, base_url: str, api_type: str, model: str, api_version: str | None, temperature: float, max_tokens: int,
-    prompt_version: int,
+    *, base_url: str, api_type: str, model: str, api_version: str | None, temperature: float | None,
+    max_tokens: int | None, prompt_version: int, score_parser: str = "tolerant",
 ) -> str:
-    """The judge identity a verdict is stored under: canonical JSON of everything but the prompt."""
-    return json.dumps(
-        {"base_url": base_url.rstrip("/"), "api_type": api_type, "model": model, "api_version": api_version,
-         "temperature": float(temperature), "max_tokens": int(max_tokens), "prompt_version": int(prompt_version)},
-        sort_keys=True,
-    )
+    """The judge identity a verdict is stored under: canonical JSON of everything but the prompt.
+
+    A temperature / max_tokens that is not sent (None: the API's default) is JSON null, never equal to a
+    value. The score parser is part of the identity; the tolerant parser's keys carry no `score_parser`
+    field, so caches written before the released parser was selectable stay valid."""
+    identity: dict[str, object] = {
+        "base_url": base_url.rstrip("/"), "api_type": api_type, "model": model, "api_version": api_version,
+        "temperature": None if temperature is None else float(temperature),
+        "max_tokens": None if max_tokens is None else int(max_tokens), "prompt_version": int(prompt_version),
+    }
+    if score_parser != "tolerant":
+        identity["score_parser"] = score_parser
+    return json.dumps(identity, sort_keys=True)
 
 
 class JudgeCache:

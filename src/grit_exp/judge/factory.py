@@ -52,6 +52,7 @@ def build_judge(cfg: Any) -> Judge:
         max_retries=cfg.max_retries,
         temperature=cfg.temperature,
         max_tokens=cfg.max_tokens,
+        score_parser=str(cfg.score_parser),
         cache=cache,
     )
     logger.info("judge: %r", judge)

@@ -158,14 +158,15 @@ class ChatClient:
 
     # -- asking ----------------------------------------------------------------------------------
 
-    def body(self, content: str | list[dict[str, Any]], temperature: float, max_tokens: int) -> dict[str, Any]:
-        """A Chat Completions request body: one user message."""
-        return {
-            "model": self.model,
-            "messages": [{"role": "user", "content": content}],
-            "temperature": temperature,
-            "max_tokens": max_tokens,
-        }
+    def body(self, content: str | list[dict[str, Any]], temperature: float | None, max_tokens: int | None) -> dict[str, Any]:
+        """A Chat Completions request body: one user message. A None temperature / max_tokens is not sent
+        (the API's default applies, as in the released GRIT judge call)."""
+        body: dict[str, Any] = {"model": self.model, "messages": [{"role": "user", "content": content}]}
+        if temperature is not None:
+            body["temperature"] = temperature
+        if max_tokens is not None:
+            body["max_tokens"] = max_tokens
+        return body
 
     async def ask_all(
         self,

@@ -14,8 +14,13 @@ failure (failed=True, score None), counted in `stats` and not cached. HTTP 401 /
 `JudgeConfigError` at once: every answer would fail.
 
 Verdicts are cached (judge/cache.py) under `verdict_key`: endpoint, API type and version, model or
-deployment, temperature, max_tokens and the judge prompt version, so a verdict is reused only by a
-judge that would give it.
+deployment, temperature, max_tokens, the judge prompt version and the score parser, so a verdict is
+reused only by a judge that would give it.
+
+Presets (grit_exp.config.judge.JUDGE_PRESETS): `temperature` / `max_tokens` None are not sent (the
+released call sent neither); `score_parser="released"` reads replies with the released parser, which
+never fails: a reply it cannot read scores 0 and is not asked again, and a number outside [0, 1]
+(e.g. "{score: 8}") is taken as it is, as the released scoring did.
 
 Left out: streaming, batch API, per-token cost accounting, the consistency (two-image) judge.
 """
@@ -35,9 +40,12 @@ from grit_exp.api_keys import SecretStr
 from grit_exp.judge.base import JudgeRequest, JudgeResult, JudgeStats
 from grit_exp.judge.cache import JudgeCache, verdict_key
 from grit_exp.judge.openai_client import ChatClient, effective_base_url
-from grit_exp.judge.prompt import JUDGE_PROMPT_VERSION, build_judge_prompt, parse_score
+from grit_exp.judge.prompt import JUDGE_PROMPT_VERSION, build_judge_prompt, parse_score, parse_score_released
 
 logger = logging.getLogger(__name__)
+
+# judge.score_parser -> how a reply's text becomes a score (None: unreadable, asked again)
+SCORE_PARSERS = {"tolerant": parse_score, "released": parse_score_released}
 
 
 def _stop_loop_at_exit(judge_ref: weakref.ref[OpenAIJudge]) -> None:
@@ -60,10 +68,13 @@ class OpenAIJudge:
         concurrency: int = 32,
         timeout_s: float = 60.0,
         max_retries: int = 5,
-        temperature: float = 0.0,
-        max_tokens: int = 64,
+        temperature: float | None = 0.0,
+        max_tokens: int | None = 64,
+        score_parser: str = "tolerant",
         cache: JudgeCache | None = None,
     ) -> None:
+        if score_parser not in SCORE_PARSERS:
+            raise ValueError(f"score_parser={score_parser!r}: choose one of {', '.join(SCORE_PARSERS)}")
         self.stats = JudgeStats()
         self._chat = ChatClient(
             role="judge", model=model, api_key=api_key, base_url=base_url, api_type=api_type,
@@ -79,11 +90,13 @@ class OpenAIJudge:
         self.max_retries = max_retries
         self.temperature = temperature
         self.max_tokens = max_tokens
+        self.score_parser = score_parser
         self.cache = cache
         self.name = f"{api_type}:{model}"
         self.verdict_key = verdict_key(
             base_url=effective_base_url(base_url, api_type), api_type=api_type, model=model, api_version=api_version,
             temperature=temperature, max_tokens=max_tokens, prompt_version=JUDGE_PROMPT_VERSION,
+            score_parser=score_parser,
         )
         self._warned_running_loop = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -92,7 +105,8 @@ class OpenAIJudge:
 
     def __repr__(self) -> str:
         return (
-            f"OpenAIJudge(name={self.name!r}, base_url={self.base_url!r}, concurrency={self.concurrency}, "
+            f"OpenAIJudge(name={self.name!r}, base_url={self.base_url!r}, temperature={self.temperature}, "
+            f"max_tokens={self.max_tokens}, score_parser={self.score_parser!r}, concurrency={self.concurrency}, "
             f"timeout_s={self.timeout_s}, max_retries={self.max_retries}, cache={self.cache!r})"
         )
 
@@ -188,7 +202,8 @@ class OpenAIJudge:
                 self.cache.put(self.verdict_key, prompts[index], value, raw or "")
 
         bodies = [self._chat.body(prompt, self.temperature, self.max_tokens) for prompt in prompts]
-        asked = await self._chat.ask_all(bodies, lambda _, raw: parse_score(raw), malformed="no score in [0, 1]",
+        parse = SCORE_PARSERS[self.score_parser]
+        asked = await self._chat.ask_all(bodies, lambda _, raw: parse(raw or ""), malformed="no score in [0, 1]",
                                          failure="judgement", on_value=cache_verdict)
         return [JudgeResult(score=a.value, raw=a.raw, failed=False) if a.error is None
                 else JudgeResult(score=None, raw=a.raw, failed=True, error=a.error) for a in asked]

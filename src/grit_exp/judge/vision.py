@@ -101,7 +101,7 @@ class OpenAIVisionJudge:
         concurrency: int = 8,
         timeout_s: float = 60.0,
         max_retries: int = 5,
-        temperature: float = 0.0,
+        temperature: float | None = 0.0,  # None: not sent
         max_tokens: int = 16,
     ) -> None:
         self.stats = JudgeStats()

@@ -13,7 +13,8 @@ It reads the standard answer and the model's answer out of the GRIT judge prompt
 the rules judge, and replies `{score: 1}` or `{score: 0}` with a `usage` block (about 4 characters
 per token). Faults are deterministic: a global queue consumed by successive requests, and per-answer
 queues ("fail the first N requests for this answer"); see `Fault`. It counts requests, the most
-requests in flight at once, faults injected, and keeps a log of (time, answer, outcome); another
+requests in flight at once, faults injected, and keeps a log of (time, answer, outcome, the request's
+settings: every body field but `messages`, e.g. temperature and max_tokens when sent); another
 process reads the counters at `GET /fake/stats` and resets them with `POST /fake/reset`.
 
 It also plays the vision judge of the consistency metric (`grit_exp.judge.vision`): a request whose
@@ -78,6 +79,7 @@ class RequestRecord:
     finished: float
     prediction: str | None
     outcome: str  # "ok" or a FaultKind value or "bad_request" / "unauthorized" / "not_found"
+    settings: dict[str, Any] = field(default_factory=dict)  # the body's fields but `messages` (model, temperature, ...)
 
 
 @dataclass
@@ -229,11 +231,12 @@ class FakeJudgeServer:
             c.paths[path] += 1
         return time.monotonic()
 
-    def _leave(self, started: float, prediction: str | None, outcome: str) -> None:
+    def _leave(self, started: float, prediction: str | None, outcome: str,
+               settings: dict[str, Any] | None = None) -> None:
         with self._lock:
             c = self._counters
             c.in_flight -= 1
-            c.log.append(RequestRecord(started, time.monotonic(), prediction, outcome))
+            c.log.append(RequestRecord(started, time.monotonic(), prediction, outcome, settings or {}))
             if outcome in {kind.value for kind in FaultKind}:
                 c.faults_injected[outcome] += 1
 
@@ -288,6 +291,7 @@ class _Handler(BaseHTTPRequestHandler):
         started = fake._enter(path)
         prediction: str | None = None
         outcome = "ok"
+        payload: Any = {}
         try:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             if path not in _OPENAI_PATHS and not _AZURE_PATH.match(path):
@@ -339,7 +343,8 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             outcome = "client_gone"
         finally:
-            fake._leave(started, prediction, outcome)
+            settings = {k: v for k, v in payload.items() if k != "messages"} if isinstance(payload, dict) else {}
+            fake._leave(started, prediction, outcome, settings)
 
     def _reply(self, payload: Mapping[str, Any], prompt: str, content: str) -> None:
         prompt_tokens, completion_tokens = _tokens(prompt), _tokens(content)
