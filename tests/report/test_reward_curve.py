@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from grit_exp.reporting.curves import moving_average, reward_curve_figure
-from grit_exp.training.summary import read_metrics, summarize_run
+from grit_exp.training.summary import format_table, read_metrics, summarize_run
 
 DATASETS = ("synth_count", "synth_spatial")
 
@@ -77,4 +77,20 @@ def test_summarize_run_writes_png_and_table(tmp_path):
     with Image.open(tmp_path / "reward_curve.png") as im:
         assert im.format == "PNG" and im.size[0] > 1000
     assert "eval/synth_count/reward_sampled" in summary["before_after"]["rows"]
-    assert summary["before_after"]["columns"] == ["untrained", "step 0", "step 20"]
+    assert summary["before_after"]["columns"] == ["step 0", "step 20", "untrained"]
+
+
+def test_the_change_is_the_last_evaluation_minus_step_0_never_the_untrained_model():
+    """The table's change column and its sentence: what the training steps did (step N minus step 0, the
+    warm start), with the untrained level beside it for reference only."""
+    columns = ["step 0", "step 20", "untrained"]
+    table = {"eval/synth_count/acc": [0.608, 0.358, 0.0], "eval/synth_count/reward": [2.339, 2.026, 0.096],
+             "eval/synth_count/reward_sampled": [1.916, 2.048, None]}
+    text = format_table(columns, table)
+    acc_row = next(line for line in text.splitlines() if line.startswith("eval/synth_count/acc"))
+    assert acc_row.split()[1:] == ["0.608", "0.358", "-0.250", "0.000"]
+    assert "change (step 20 - step 0)" in text.splitlines()[0]
+    assert text.splitlines()[-1] == ("synth_count, 20 training steps: sampled reward +0.13, greedy accuracy -0.25 "
+                                     "(step 20 minus step 0, the warm start).")
+    without_warm_start = format_table(["step 0", "step 4"], {"eval/x/acc": [0.5, 0.6]})
+    assert without_warm_start.splitlines()[-1] == "x, 4 training steps: greedy accuracy +0.10 (step 4 minus step 0)."

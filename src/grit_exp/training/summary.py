@@ -1,9 +1,11 @@
 """End-of-run summary: a before/after table of the eval metrics and `reward_curve.png`.
 
 Reads only `metrics.jsonl`, so it works on any run directory (also from a notebook). The figure is
-drawn by `grit_exp.reporting.curves.plot_reward_curve`; the table's columns are the untrained model
-(`init/...`, when a warm start ran), the first evaluation (step 0: the warm-start checkpoint) and the
-last one.
+drawn by `grit_exp.reporting.curves.plot_reward_curve`. The table says what training changed: its
+columns are the first evaluation (step 0: the warm-start checkpoint, or the model as loaded without a
+warm start), the last one, their difference ("change" = last minus step 0, what the GRPO steps did), and
+the untrained model (`init/...`, when a warm start ran) for reference, never part of the change. One
+sentence under it says the change in plain words, per dataset.
 """
 
 from __future__ import annotations
@@ -26,30 +28,67 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def before_after(records: list[dict[str, Any]]) -> tuple[list[str], dict[str, list[float | None]]]:
-    """Columns and rows of the before/after table: the untrained model (when a warm start ran), the
-    first and the last evaluation; one row per eval metric."""
+    """Columns and rows of the before/after table: step 0 (the first evaluation), the last evaluation
+    and, when a warm start ran, the untrained model; one row per eval metric."""
     evals = [r for r in records if any(k.startswith("eval/") for k in r)]
     if not evals:
         return [], {}
     first, last = evals[0], evals[-1]
     init = next((r for r in records if any(k.startswith("init/") for k in r)), None)
-    columns = (["untrained"] if init else []) + [f"step {first['step']}", f"step {last['step']}"]
+    columns = [f"step {first['step']}", f"step {last['step']}"] + (["untrained"] if init else [])
     table: dict[str, list[float | None]] = {}
     for key in sorted(k for k in last if k.startswith("eval/") and k.count("/") == 2 and k.rsplit("/", 1)[-1] in TABLE_METRICS):
-        row = [init.get("init/" + key.removeprefix("eval/"))] if init else []
-        table[key] = row + [first.get(key), last.get(key)]
+        row = [first.get(key), last.get(key)]
+        table[key] = row + ([init.get("init/" + key.removeprefix("eval/"))] if init else [])
     return columns, table
 
 
+def change(values: list[float | None]) -> float | None:
+    """What training changed: the last evaluation minus step 0 (never minus the untrained model)."""
+    start, end = values[0], values[1]
+    return None if start is None or end is None else end - start
+
+
+def _cell(value: float | None, width: int, sign: bool = False) -> str:
+    if value is None:
+        return f"  {'-':>{width}}"
+    return f"  {value:>+{width}.3f}" if sign else f"  {value:>{width}.3f}"
+
+
 def format_table(columns: list[str], table: dict[str, list[float | None]]) -> str:
+    """The table, then one plain sentence per dataset (e.g. "GRPO, 20 steps: sampled reward +0.13,
+    greedy accuracy -0.25")."""
     width = max([len(k) for k in table] + [6])
-    lines = [f"{'metric':<{width}}" + "".join(f"  {c:>10}" for c in columns) + f"  {'change':>8}"]
+    head = columns[:2] + [f"change ({columns[1]} - {columns[0]})"] + columns[2:]
+    widths = [10, 10, len(head[2]), 10][: len(head)]
+    lines = [f"{'metric':<{width}}" + "".join(f"  {c:>{w}}" for c, w in zip(head, widths, strict=True))]
     for key, values in table.items():
-        cells = "".join(f"  {'-':>10}" if v is None else f"  {v:>10.3f}" for v in values)
-        known = [v for v in values if v is not None]
-        change = f"  {known[-1] - known[0]:>+8.3f}" if len(known) >= 2 else ""
-        lines.append(f"{key:<{width}}{cells}{change}")
+        cells = _cell(values[0], 10) + _cell(values[1], 10) + _cell(change(values), widths[2], sign=True)
+        cells += "".join(_cell(v, 10) for v in values[2:])
+        lines.append(f"{key:<{width}}{cells}")
+    lines += ["", *summary_sentences(columns, table)]
     return "\n".join(lines)
+
+
+def summary_sentences(columns: list[str], table: dict[str, list[float | None]]) -> list[str]:
+    """Per dataset, in plain words: the change of the sampled reward (the objective GRPO optimises; the
+    greedy reward where no sampled evaluation ran) and of the greedy accuracy over the run's steps."""
+    first, last = columns[0].removeprefix("step "), columns[1].removeprefix("step ")
+    after_warm_start = ", the warm start" if "untrained" in columns else ""
+    sentences = []
+    for dataset in dict.fromkeys(key.split("/")[1] for key in table):
+        parts = []
+        for metric, words in (("reward_sampled", "sampled reward"), ("reward", "greedy reward"), ("acc", "greedy accuracy")):
+            if metric == "reward" and f"eval/{dataset}/reward_sampled" in table:
+                continue
+            values = table.get(f"eval/{dataset}/{metric}")
+            delta = change(values) if values else None
+            if delta is not None:
+                parts.append(f"{words} {delta:+.2f}")
+        if parts:
+            sentences.append(f"{dataset}, {int(last) - int(first)} training steps: {', '.join(parts)} "
+                             f"(step {last} minus step {first}{after_warm_start}).")
+    return sentences
 
 
 def summarize_run(run_dir: Path) -> dict[str, Any]:
