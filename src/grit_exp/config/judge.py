@@ -91,14 +91,22 @@ def check_judge(judge: Any) -> None:
 
 
 def judge_settings(judge: Any) -> dict[str, Any]:
-    """The settings of a judge node that decide its verdicts besides the model: {"preset", "temperature",
-    "max_tokens", "score_parser"} ({"preset": "rules"} for the offline judge). Recorded in metrics.json `_meta`."""
-    if str(judge.kind) == "rules":
+    """The settings of a judge node (a config node or a saved config's dict) that decide its verdicts besides
+    the model: {"preset", "temperature", "max_tokens", "score_parser"} ({"preset": "rules"} for the offline
+    judge). Recorded in metrics.json `_meta`; a missing key takes the schema's default."""
+    defaults = JudgeConfig()
+
+    def get(key: str) -> Any:
+        value = judge.get(key, getattr(defaults, key)) if hasattr(judge, "get") else getattr(judge, key)
+        return getattr(value, "value", value)  # an enum member -> its value
+
+    if str(get("kind")) == "rules":
         return {"preset": "rules"}
+    temperature, max_tokens = get("temperature"), get("max_tokens")
     values = {
-        "temperature": None if judge.temperature is None else float(judge.temperature),
-        "max_tokens": None if judge.max_tokens is None else int(judge.max_tokens),
-        "score_parser": str(judge.score_parser),
+        "temperature": None if temperature is None else float(temperature),
+        "max_tokens": None if max_tokens is None else int(max_tokens),
+        "score_parser": str(get("score_parser")),
     }
     preset = next((name for name, preset in JUDGE_PRESETS.items() if preset == values), "custom")
     return {"preset": preset, **values}

@@ -8,6 +8,11 @@ its last evaluated step, marked as such. Directories are searched recursively, s
 folder (numbered subdirectories) works like a list of runs; `find_sweep_dirs` finds the multirun
 folders that hold a sweep summary (the report prints them too).
 
+Each result also says how it was trained (`RunResult.training`: the reward preset, advantage eps and
+batch of the training run's saved config, methods.training_label) and scored (`RunResult.scoring`:
+the judge preset and the rule for answers without `<answer>`, from metrics.json `_meta`; a quick
+evaluation has no `_meta` and takes them from the run's config).
+
 The Table 1 row of a result is `table1.model` / `table1.method` from the config when set (the
 evaluation experiments, conf/eval_experiment/table1_*, set them), else `model.name` and the method the weights stand for
 (`methods.py`: GRIT only for GRPO-trained weights; a base model with the GRIT prompt is CoT).
@@ -29,7 +34,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from grit_exp.reporting.methods import run_method
+from grit_exp.reporting.methods import run_method, training_config, training_label
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +69,8 @@ class RunResult:
     judge: str  # how ACC was judged, e.g. "openai:gpt-4o" or "rules"
     datasets: dict[str, dict[str, Any]]  # dataset name -> metrics (see metrics.json)
     meta: dict[str, Any] = field(default_factory=dict)
+    training: str = ""  # the recipe that trained the weights (methods.training_label), e.g. "reward=grit_paper, ..."
+    scoring: str = ""  # how ACC was scored (`scoring_label`): the judge preset and the untagged-answer rule
 
     @property
     def label(self) -> str:
@@ -212,6 +219,21 @@ def _config_judge(cfg: dict[str, Any]) -> str:
     return str(kind) if kind == "rules" else f"{kind}:{judge.get('model')}"
 
 
+def scoring_label(meta: dict[str, Any], cfg: dict[str, Any] | None = None) -> str:
+    """"judge=paper, untagged=zero", "judge=code, whole response", ... from metrics.json `_meta`; with `cfg`
+    (a quick evaluation, no `_meta`) from the saved config, marked "(config)". "unrecorded" where neither says."""
+    from grit_exp.config.judge import judge_settings
+
+    if cfg is not None:
+        preset = judge_settings(cfg.get("judge") or {}).get("preset")
+        judged = (cfg.get("prompt") or {}).get("judged_answer")
+        untagged = (cfg.get("eval") or {}).get("untagged_answer")
+    else:
+        preset, judged, untagged = meta.get("judge_preset"), meta.get("judged_answer"), meta.get("untagged_answer")
+    answer = "whole response" if judged == "whole_response" else f"untagged={untagged or 'unrecorded'}"
+    return f"judge={preset or 'unrecorded'}, {answer}" + (" (config)" if cfg is not None else "")
+
+
 def describe_run(run_dir: Path, kind: str = "evaluate", step: int | None = None) -> dict[str, Any]:
     """Model, method, prompt, checkpoint, experiment and note of a run, from its saved config; the method
     from how the weights were made (`methods.run_method`), never from the prompt alone."""
@@ -232,6 +254,8 @@ def describe_run(run_dir: Path, kind: str = "evaluate", step: int | None = None)
         "experiment": _hydra_choice(run_dir, "eval_experiment") or _hydra_choice(run_dir, "experiment"),
         "note": str(cfg.get("experiment_note") or ""),
         "config_judge": _config_judge(cfg),
+        "training": training_label(training_config(cfg, kind, step, _load_yaml)),
+        "config": cfg,
     }
 
 
@@ -246,7 +270,8 @@ def _result(source: Path, run_dir: Path, kind: str, step: int | None, datasets: 
     return RunResult(
         source=source, run_dir=run_dir, kind=kind, step=step, model=info["model"], method=info["method"],
         prompt=info["prompt"], model_path=info["model_path"], experiment=info["experiment"], note=info["note"],
-        judge=judge, datasets=datasets, meta=meta,
+        judge=judge, datasets=datasets, meta=meta, training=info["training"],
+        scoring=scoring_label(meta, info["config"] if kind == "quick_eval" else None),
     )
 
 

@@ -14,6 +14,11 @@ Chain-of-Thought baseline (same suffix, untrained weights). The method is decide
 4. Otherwise the weights are the base model: the prompt names the baseline, with grit -> "cot"; the
    SFT prompt on untrained weights is "sft_prompt_untrained", which is no row of the paper.
 
+`training_label` says, from the same saved configs, which recipe trained the weights: the reward
+preset (`reward.name`: grit_paper / grit_code), the advantage eps and the batch per optimizer step
+(prompts x G), as the training run's .hydra/config.yaml has them; "untrained" for a base model,
+"released checkpoint" for the authors' weights (their recipe is grit_code's).
+
 Left out: finding results (`collect.py`) and laying them out (`table1.py`).
 """
 
@@ -70,3 +75,45 @@ def run_method(cfg: dict[str, Any], kind: str, step: int | None, read_config: An
     model_cfg = cfg.get("model") or {}
     path = str((cfg.get("eval") or {}).get("checkpoint") or model_cfg.get("path") or "")
     return _checkpoint_method(path, read_config) or base_model_method(prompt)
+
+
+RELEASED = "released checkpoint"
+
+
+def training_config(cfg: dict[str, Any], kind: str, step: int | None, read_config: Any) -> dict[str, Any] | str | None:
+    """The saved config of the training that made a result's weights: a dict (empty when that run's config is
+    gone), RELEASED for the authors' checkpoints, None for a base model. The same rules as `run_method`."""
+    if kind == "untrained_eval":
+        return None
+    if kind in ("train_eval", "quick_eval") and "algorithm" in cfg:
+        if step == 0 and not int((cfg.get("trainer") or {}).get("warm_start_sft_steps") or 0):
+            return None
+        return cfg
+    model_cfg = cfg.get("model") or {}
+    path = str((cfg.get("eval") or {}).get("checkpoint") or model_cfg.get("path") or "").replace("\\", "/")
+    match = RUN_CHECKPOINT.match(path)
+    if match:
+        config = Path(match.group("run")) / ".hydra" / "config.yaml"
+        return read_config(config) if config.is_file() else {}
+    if RELEASED_GRIT.search(path):
+        return RELEASED
+    return None
+
+
+def training_label(trained: dict[str, Any] | str | None) -> str:
+    """"reward=grit_paper, advantage_eps=0.0001, 32 prompts x G=4 per step", "sft", "untrained", ..."""
+    if trained is None:
+        return "untrained"
+    if isinstance(trained, str):
+        return trained
+    algorithm, trainer = trained.get("algorithm") or {}, trained.get("trainer") or {}
+    if not algorithm:
+        return "trained (its config is gone)"
+    name = str(algorithm.get("name"))
+    if name == "sft":
+        return "sft"
+    reward = (trained.get("reward") or {}).get("name", "?")
+    parts = [f"reward={reward}", f"advantage_eps={algorithm.get('advantage_eps', '?')}"]
+    if trainer.get("prompts_per_step") is not None:
+        parts.append(f"{trainer['prompts_per_step']} prompts x G={algorithm.get('num_generations', '?')} per step")
+    return (f"{name}: " if name not in ("grpo", "None") else "") + ", ".join(parts)

@@ -198,16 +198,16 @@ def column_titles() -> list[str]:
     return out
 
 
-def _lines(rows: Sequence[Table1Row], paper: bool) -> list[tuple[str, str, str, list[str], str, str]]:
-    """(model, method, kind of row, cells, judge, run) for ours / paper / delta lines."""
+def _lines(rows: Sequence[Table1Row], paper: bool) -> list[tuple[str, str, str, list[str], str, str, str, str]]:
+    """(model, method, kind of row, cells, trained with, scored with, judge, run) for ours / paper / delta lines."""
     out = []
     for row in rows:
         r = row.result
         model, method = model_title(r.model), method_title(r.method)
-        out.append((model, method, "ours", _row_cells(row, "ours"), r.judge, r.label))
+        out.append((model, method, "ours", _row_cells(row, "ours"), r.training, r.scoring, r.judge, r.label))
         if paper and row.paper is not None:
-            out.append((model, method, "paper", _row_cells(row, "paper"), "gpt-4o (paper)", "GRIT paper, Table 1"))
-            out.append((model, method, "Δ", _row_cells(row, "delta"), "", ""))
+            out.append((model, method, "paper", _row_cells(row, "paper"), "", "", "gpt-4o (paper)", "GRIT paper, Table 1"))
+            out.append((model, method, "Δ", _row_cells(row, "delta"), "", "", "", ""))
     return out
 
 
@@ -224,6 +224,11 @@ def footnotes(rows: Sequence[Table1Row], giou: str = "paper", paper: bool = True
         f"n: unique samples behind a cell of ours (MME: summed over its subsets). {FEW_SAMPLES_MARK} marks n < "
         f"{MIN_COMPARABLE_N}: the 95% interval of an ACC is then wider than ±7 points (binomial, worst case), too "
         "few samples to compare with the paper's numbers (its eval sets have 240 to ~2150).",
+        "trained with: the training run's saved config (reward preset grit_paper / grit_code, advantage eps, "
+        "prompts x G per optimizer step); scored with: the judge preset (paper: temperature 0, max_tokens 64, "
+        "tolerant parser; code: the released call, no temperature / max_tokens, the released parser) and how an "
+        "answer without <answer> was scored (untagged=zero: 0, as the released scoring; judge_whole_completion: "
+        "judged whole; whole response: the direct prompt), from metrics.json _meta.",
         "method: what the weights are, not the prompt: GRIT only for GRPO-GR-trained weights (a training run, "
         "a checkpoint of one, or a released GRIT checkpoint); a base model with the GRIT prompt is CoT.",
     ]
@@ -235,10 +240,10 @@ def footnotes(rows: Sequence[Table1Row], giou: str = "paper", paper: bool = True
 
 
 def render_markdown(rows: Sequence[Table1Row], paper: bool = True, giou: str = "paper") -> str:
-    header = ["model", "method", "row", *column_titles(), "judge", "run"]
+    header = ["model", "method", "row", *column_titles(), "trained with", "scored with", "judge", "run"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for model, method, kind, cells, judge, run in _lines(rows, paper):
-        lines.append("| " + " | ".join([model, method, kind, *cells, judge, run]) + " |")
+    for model, method, kind, cells, training, scoring, judge, run in _lines(rows, paper):
+        lines.append("| " + " | ".join([model, method, kind, *cells, training, scoring, judge, run]) + " |")
     lines.append("")
     lines.extend(f"{i}. {note}" for i, note in enumerate(footnotes(rows, giou, paper), start=1))
     return "\n".join(lines) + "\n"
@@ -250,7 +255,8 @@ def _csv_number(value: float | None) -> str:
 
 def render_csv(rows: Sequence[Table1Row], paper: bool = True) -> str:
     """One line per result; per metric: ours (full precision), and with `paper` the published value and Δ."""
-    meta = ["model", "method", "run", "source", "kind", "step", "judge", "decoding", "experiment", "prompt", "checkpoint"]
+    meta = ["model", "method", "run", "source", "kind", "step", "judge", "decoding", "experiment", "prompt", "checkpoint",
+            "training", "scoring", "judge_preset", "judged_answer", "untagged_answer"]
     metrics = []
     for key in metric_keys():
         metrics += [key, f"{key}_paper", f"{key}_delta"] if paper else [key]
@@ -261,7 +267,8 @@ def render_csv(rows: Sequence[Table1Row], paper: bool = True) -> str:
     for row in rows:
         r = row.result
         line = [r.model, r.method, r.label, str(r.source), r.kind, "" if r.step is None else r.step, r.judge,
-                r.meta.get("decoding", ""), r.experiment or "", r.prompt, r.model_path]
+                r.meta.get("decoding", ""), r.experiment or "", r.prompt, r.model_path, r.training, r.scoring,
+                r.meta.get("judge_preset", ""), r.meta.get("judged_answer", ""), r.meta.get("untagged_answer", "")]
         for key in metric_keys():
             line.append(_csv_number(row.values[key]))
             if paper:
@@ -285,7 +292,7 @@ def render_latex(rows: Sequence[Table1Row], paper: bool = True, giou: str = "pap
     header = ["Model", "Method", "", *column_titles(), "Judge"]
     out = [r"\begin{table}[t]", r"\centering", r"\small", r"\begin{tabular}{" + "lll" + "c" * len(COLUMNS) + "l}",
            r"\hline", " & ".join(tex_escape(h) for h in header) + r" \\", r"\hline"]
-    for model, method, kind, cells, judge, _run in _lines(rows, paper):
+    for model, method, kind, cells, _training, _scoring, judge, _run in _lines(rows, paper):
         kind_tex = r"$\Delta$" if kind == "Δ" else tex_escape(kind)
         out.append(" & ".join([tex_escape(model), tex_escape(method), kind_tex, *map(tex_escape, cells),
                                tex_escape(judge)]) + r" \\")
