@@ -20,8 +20,20 @@ names the object). A chain without boxes says ``<think> none found </think>``. A
 box string (OVD rows) is mapped to the family's frame like the boxes. Every box matches the paper's
 regex ``\\b\\d+,\\s*\\d+,\\s*\\d+,\\s*\\d+\\b``.
 
-Deliberately left out: deriving chains for rows without one (`gold_from_boxes` is the explicit,
-generic fallback a caller may choose), tokenisation and chat templates.
+A chain of style ``box_list`` renders the few-shot SFT target instead, in the form the paper's SFT
+prompt asks for ("First, output a lists of all necessary coordinates (bbox_2d) needed to answer the
+question, then answer the question after <answer>."): the boxes as one list in the family's frame,
+then the answer::
+
+    [{"bbox_2d": [14, 20, 38, 44]}, {"bbox_2d": [50, 8, 70, 30]}]        (Qwen: resized-input pixels)
+    <box>[[125, 179, 339, 393], [446, 71, 625, 268]]</box>               (InternVL: [0, 1000])
+    <answer> ANSWER </answer>
+
+RECONSTRUCTION: the paper did not release its SFT targets; `sft_gold` builds them from a GRIT_data
+row's `bboxs` and `answer` in this form (no reasoning text: the released rows carry none).
+
+Deliberately left out: deriving GRIT-style chains for rows without one (`gold_from_boxes` is the
+explicit, generic fallback a caller may choose), tokenisation and chat templates.
 """
 
 from __future__ import annotations
@@ -68,6 +80,13 @@ def _internvl_think(boxes: list[list[int]], labels: list[str], include_labels: b
     )
 
 
+def _box_list(boxes: list[list[int]], family: str) -> str:
+    """The SFT target's list of boxes: Qwen's JSON list of {"bbox_2d": ...}, InternVL's <box>[[...], ...]</box>."""
+    if family == "qwen2_5_vl":
+        return "[" + ", ".join(f'{{"bbox_2d": {_int_list(b)}}}' for b in boxes) + "]"
+    return "<box>[" + ", ".join(_int_list(b) for b in boxes) + "]</box>"
+
+
 def format_gold_chain(row: GritRow, geometry: ImageGeometry, *, include_labels: bool | None = None) -> str:
     """The gold chain of `row` in `geometry`'s frame; `include_labels=None` takes the family default.
 
@@ -91,14 +110,16 @@ def render_chain(gold: GoldChain, geometry: ImageGeometry, *, include_labels: bo
     if include_labels is None:
         include_labels = geometry.family == "internvl"
     boxes = [box_to_model_ints(b, geometry) for b in gold.boxes]
+    answer_box = parse_box_string(gold.answer, what="gold.answer")
+    answer = _int_list(box_to_model_ints(answer_box, geometry)) if answer_box is not None else gold.answer
+    if gold.style == "box_list":
+        return f"{_box_list(boxes, geometry.family)}\n<answer> {answer} </answer>"
     if not boxes:
         think = EMPTY_THINK
     elif geometry.family == "qwen2_5_vl":
         think = _qwen_think(boxes, gold.labels, include_labels)
     else:
         think = _internvl_think(boxes, gold.labels, include_labels)
-    answer_box = parse_box_string(gold.answer, what="gold.answer")
-    answer = _int_list(box_to_model_ints(answer_box, geometry)) if answer_box is not None else gold.answer
     return f"<think> {think} </think>\n<rethink> {gold.rethink} </rethink>\n<answer> {answer} </answer>"
 
 
@@ -111,3 +132,11 @@ def gold_from_boxes(row: GritRow) -> GoldChain:
     # an OVD answer is a box in original pixels: keep it out of the (unmapped) rethink sentence
     rethink = "I found it." if row.answer_box is not None else f"The answer is {row.answer}."
     return GoldChain(boxes=boxes, labels=[], rethink=rethink, answer=row.answer)
+
+
+def sft_gold(row: GritRow) -> GoldChain:
+    """The few-shot SFT target of a GRIT_data row (style "box_list"): its `bboxs`, then its answer.
+
+    A RECONSTRUCTION: the paper's SFT targets were not released. Rows without boxes get an empty list.
+    """
+    return GoldChain(boxes=[list(b) for b in row.bboxs], labels=[], rethink="", answer=row.answer, style="box_list")

@@ -5,6 +5,8 @@ resolved, OVD box answers parsed. It deliberately holds no image pixels (adapter
 lazily) and no prompt text (prompts are built by `grit_exp.data.prompts`). A `GoldChain` is the
 structured gold grounded reasoning of a row (synthetic rows carry one), stored in original-image
 pixels; `grit_exp.data.gold_chain.format_gold_chain` renders it in a model family's box frame.
+A chain's `style` says which target text it renders to: ``grit`` (think / rethink / answer, the GRIT
+structure) or ``box_list`` (the few-shot SFT prompt's "a list of the needed boxes, then <answer>").
 """
 
 from __future__ import annotations
@@ -15,17 +17,29 @@ from typing import Any
 Box = list[float]  # [x1, y1, x2, y2] in original-image pixels
 
 
-@dataclass
+GOLD_STYLES = ("grit", "box_list")  # the target texts a GoldChain renders to (grit_exp.data.gold_chain)
+
+
+@dataclass(repr=False)
 class GoldChain:
     """A gold grounded reasoning chain in original-image pixels (JSONL key ``"gold"``)."""
 
     boxes: list[Box]  # the evidence boxes, in the order the chain names them
     labels: list[str]  # one label per box (e.g. "red square"), or empty when unlabelled
-    rethink: str  # the short sentence between <rethink> and </rethink>
+    rethink: str  # the short sentence between <rethink> and </rethink> (unused by style "box_list")
     answer: str  # the text after <answer>; a box string "[x1, y1, x2, y2]" for OVD rows
+    style: str = "grit"  # one of GOLD_STYLES
 
     def to_dict(self) -> dict[str, Any]:
-        return {"boxes": self.boxes, "labels": self.labels, "rethink": self.rethink, "answer": self.answer}
+        out: dict[str, Any] = {"boxes": self.boxes, "labels": self.labels, "rethink": self.rethink, "answer": self.answer}
+        if self.style != "grit":  # the default stays implicit: files and dumps of GRIT-style chains are unchanged
+            out["style"] = self.style
+        return out
+
+    def __repr__(self) -> str:  # the default style is left out, so fingerprints of GRIT-style chains are unchanged
+        style = f", style={self.style!r}" if self.style != "grit" else ""
+        return (f"GoldChain(boxes={self.boxes!r}, labels={self.labels!r}, rethink={self.rethink!r}, "
+                f"answer={self.answer!r}{style})")
 
 
 @dataclass

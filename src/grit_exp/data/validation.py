@@ -19,7 +19,7 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
-from grit_exp.data.schema import Box, GoldChain, GritRow
+from grit_exp.data.schema import GOLD_STYLES, Box, GoldChain, GritRow
 from grit_exp.errors import DataError
 
 REQUIRED_FIELDS = ("question", "answer", "image", "width", "height", "bboxs", "dataset")
@@ -109,9 +109,12 @@ def parse_gold(value: Any, location: str) -> GoldChain:
     """Validate the optional ``gold`` object: {"boxes": [...], "labels": [...], "rethink": str, "answer": str}."""
     help_text = (
         'expected {"boxes": [[x1, y1, x2, y2], ...], "labels": [str, ...] (one per box, or []), '
-        '"rethink": str, "answer": str}'
+        f'"rethink": str, "answer": str[, "style": one of {", ".join(GOLD_STYLES)}]}}'
     )
-    if not isinstance(value, dict) or set(value) != {"boxes", "labels", "rethink", "answer"}:
+    keys = set(value) if isinstance(value, dict) else set()
+    if not isinstance(value, dict) or not {"boxes", "labels", "rethink", "answer"} <= keys <= {
+        "boxes", "labels", "rethink", "answer", "style"
+    }:
         raise DataError(f"field 'gold' is {value!r}; {help_text}", reason="bad_gold", location=location)
     boxes_value, labels = value["boxes"], value["labels"]
     if not isinstance(boxes_value, list):
@@ -131,7 +134,10 @@ def parse_gold(value: Any, location: str) -> GoldChain:
         raise DataError(
             f"gold.rethink / gold.answer must be strings; {help_text}", reason="bad_gold", location=location
         )
-    return GoldChain(boxes=boxes, labels=list(labels), rethink=value["rethink"], answer=value["answer"])
+    style = value.get("style", "grit")
+    if style not in GOLD_STYLES:
+        raise DataError(f"gold.style is {style!r}; {help_text}", reason="bad_gold", location=location)
+    return GoldChain(boxes=boxes, labels=list(labels), rethink=value["rethink"], answer=value["answer"], style=style)
 
 
 def parse_row(
