@@ -10,6 +10,8 @@ number and Δ per row, the judge of each row, footnotes on conventions) and a ta
 With --out it also writes table1.{md,csv,tex} (per --format), all_datasets.md and curve PNGs drawn
 from each run's metrics.jsonl. A multirun folder with a sweep_summary.json (grit_exp.cluster.sweep) also gets
 its sweep table, and the paper's Table 3 ablation next to it for that sweep (sweeps.md with --out).
+Results evaluated with eval.consistency=true also fill the paper's cross-modal consistency table
+(mean ± std over repeats per benchmark; consistency.md with --out).
 A plain argparse CLI, not Hydra: it reads runs, it configures none.
 Left out: computing metrics (grit_exp.evaluate does that; the report never re-scores).
 """
@@ -24,6 +26,7 @@ from pathlib import Path
 
 from grit_exp.errors import EXIT_USER_ERROR, GritError, one_line
 from grit_exp.reporting.collect import ReportError, collect_results, find_result_dirs, find_sweep_dirs
+from grit_exp.reporting.consistency_table import render_consistency_markdown
 from grit_exp.reporting.curves import plot_all
 from grit_exp.reporting.sweeps import render_sweeps
 from grit_exp.reporting.table1 import (
@@ -77,7 +80,8 @@ def write_report(
     dirs: Sequence[Path], out: Path | None, formats: Sequence[str] = FORMATS, paper: bool = True, giou: str = "paper",
     all_steps: bool = False, skip_incomplete: bool = False, overlay_key: str = "train/reward",
 ) -> dict[str, str]:
-    """Collect, lay out, and (with `out`) write; returns {"md", "csv", "tex", "all", "sweeps": text}."""
+    """Collect, lay out, and (with `out`) write; returns {"md", "csv", "tex", "all", "sweeps", "consistency": text}
+    ("sweeps" / "consistency": "" when no sweep / no result with the consistency metric)."""
     sweeps = find_sweep_dirs(dirs)
     try:
         results = collect_results(dirs, all_steps=all_steps, skip_incomplete=skip_incomplete)
@@ -92,6 +96,7 @@ def write_report(
         "tex": render_latex(rows, paper=paper, giou=giou),
         "all": render_all_datasets_markdown(results),
         "sweeps": render_sweeps(sweeps, paper=paper),
+        "consistency": render_consistency_markdown(results),
     }
     if out is not None:
         check_report_dir(out)
@@ -102,6 +107,8 @@ def write_report(
         (out / "all_datasets.md").write_text(texts["all"])
         if sweeps:
             (out / "sweeps.md").write_text(texts["sweeps"])
+        if texts["consistency"]:
+            (out / "consistency.md").write_text(texts["consistency"])
         _, curve_dirs = find_result_dirs(list(dirs))
         written = plot_all(curve_dirs, out, overlay_key)
         log.info("wrote %s and %d curve figure(s) to %s", ", ".join(f"table1.{f}" for f in formats), len(written), out)
@@ -124,6 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("%s", one_line(str(err)))
         return EXIT_USER_ERROR
     sys.stdout.write("## Table 1 layout\n\n" + texts["md"] + "\n## All datasets\n\n" + texts["all"])
+    if texts["consistency"]:
+        sys.stdout.write("\n## Cross-modal consistency\n\n" + texts["consistency"])
     if texts["sweeps"]:
         sys.stdout.write("\n## Sweeps\n\n" + texts["sweeps"])
     if args.out is None:
