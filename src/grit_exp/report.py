@@ -28,6 +28,7 @@ from grit_exp.errors import EXIT_USER_ERROR, GritError, one_line
 from grit_exp.reporting.collect import ReportError, collect_results, find_result_dirs, find_sweep_dirs
 from grit_exp.reporting.consistency_table import render_consistency_markdown
 from grit_exp.reporting.curves import plot_all
+from grit_exp.reporting.data_scaling import write_data_scaling
 from grit_exp.reporting.sweeps import render_sweeps
 from grit_exp.reporting.table1 import (
     GIOU_FIELDS,
@@ -107,6 +108,7 @@ def write_report(
         (out / "all_datasets.md").write_text(texts["all"])
         if sweeps:
             (out / "sweeps.md").write_text(texts["sweeps"])
+            write_data_scaling(sweeps, out)  # data_scaling.{md,png} of a dataset.num_samples sweep
         if texts["consistency"]:
             (out / "consistency.md").write_text(texts["consistency"])
         _, curve_dirs = find_result_dirs(list(dirs))
