@@ -173,8 +173,30 @@ class ModelAdapter(ABC):
                 images.append(im.convert("RGB"))
         texts = [self.chat_text(t) for t in user_texts]
         inputs = self.processor(text=texts, images=images, padding=True, padding_side="left", return_tensors="pt")
+        self._check_prompt_lengths(rows, inputs)
         geometries = [self._geometry(row, inputs, i) for i, row in enumerate(rows)]
         return PromptBatch(inputs, geometries, list(user_texts), self._image_slices(inputs))
+
+    def _check_prompt_lengths(self, rows: list[GritRow], inputs: BatchFeature) -> None:
+        """DataError naming the row (file:line) whose prompt is longer than `model.max_prompt_length`.
+
+        Refused, not truncated: cutting a multimodal prompt drops image placeholder tokens (the model
+        then fails on a mismatch of image features and tokens) or the question, so the model would
+        be trained or scored on an input nobody wrote."""
+        from grit_exp.errors import DataError
+
+        limit = int(self.cfg.max_prompt_length)
+        lengths = inputs["attention_mask"].sum(dim=1).tolist()
+        image_ids = {self.processor.image_token_id} if getattr(self.processor, "image_token_id", None) is not None else set()
+        for row, ids, length in zip(rows, inputs["input_ids"], lengths, strict=True):
+            if length > limit:
+                image = sum(int((ids == i).sum()) for i in image_ids)
+                raise DataError(
+                    f"the prompt is {length} tokens ({image} of them image tokens), longer than model.max_prompt_length="
+                    f"{limit}; shorten the question or the prompt's text, lower model.max_pixels (Qwen) / model.max_tiles "
+                    "(InternVL) for fewer image tokens, or raise model.max_prompt_length",
+                    reason="prompt_too_long", location=row.source or f"row {row.question[:40]!r}",
+                )
 
     def load_model(self, device: torch.device | str = "cpu", path: str | None = None,
                    dtype: str | None = None) -> PreTrainedModel:

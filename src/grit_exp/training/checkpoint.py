@@ -2,7 +2,14 @@
 
 - `model/`: a complete Hugging Face model directory (weights consolidated from the engine's shards,
   config, generation config, processor, tokenizer), loadable by `from_pretrained` and usable as
-  `model.path`. With LoRA it holds the merged weights and `adapter/` beside it the PEFT adapters.
+  `model.path`. With LoRA it holds the merged weights and `adapter/` beside it the PEFT adapters,
+  both written from the consolidated state (under ZeRO-3 the process's own parameters are empty).
+  Its tensor names do not depend on the engine: the family's original checkpoint layout (e.g.
+  `model.embed_tokens.weight`, `visual.blocks.0...` for Qwen2.5-VL), one name per tensor (a tied
+  `lm_head.weight` is left out, as `from_pretrained` re-ties it). transformers otherwise reverses on
+  save the renamings recorded when the model loaded, which differ when ZeRO-3 loaded it
+  (`model.model.embed_tokens.weight`), and DeepSpeed's consolidated copies lose the tie (ZeRO-2 wrote
+  `lm_head.weight` too).
 - `state/`: the engine's state as accelerate writes it (model and optimizer, as DeepSpeed shards
   under ZeRO, one RNG file per process) plus `trainer_state.pt` (step, scheduler, sampler, number
   of processes).
@@ -14,6 +21,7 @@ leaves only a `.tmp-*` directory, which is ignored and later removed; only direc
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
@@ -21,6 +29,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +41,7 @@ STEP_DIR = re.compile(r"^step_(\d+)$")
 TMP_PREFIX = ".tmp-step_"
 TRAINER_STATE = "trainer_state.pt"
 DONE_FILE = "checkpoint.json"
+_UNSET = object()
 
 
 def save_checkpoint(engine: Any, adapter: Any, policy: torch.nn.Module, checkpoints_dir: Path, step: int,
@@ -67,12 +77,74 @@ def save_checkpoint(engine: Any, adapter: Any, policy: torch.nn.Module, checkpoi
 
 
 def _write_model(adapter: Any, model: torch.nn.Module, state_dict: dict[str, torch.Tensor], out: Path) -> None:
+    state_dict = _without_aliases(model, state_dict)
     if hasattr(model, "merge_and_unload"):  # PEFT: adapters beside, merged weights as the model
-        model.save_pretrained(out / "adapter")
-        merged = copy.deepcopy(model).merge_and_unload()
-        adapter.save_model_dir(merged, out / "model")
+        model.save_pretrained(out / "adapter", state_dict=state_dict)  # PEFT keeps the adapters' entries
+        merged = _merged_from_state(model, state_dict)
+        with _original_layout(merged):
+            adapter.save_model_dir(merged, out / "model")
     else:
-        adapter.save_model_dir(model, out / "model", state_dict=state_dict)
+        with _original_layout(model):
+            adapter.save_model_dir(model, out / "model", state_dict=state_dict)
+
+
+def _without_aliases(model: torch.nn.Module, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """One entry per tensor of `model`: names under which `named_parameters` / `named_buffers` list a
+    tensor a second time (tied weights: `lm_head.weight` is the input embedding) are dropped."""
+    aliases = _aliases(model)
+    return {k: v for k, v in state_dict.items() if k not in aliases}
+
+
+def _aliases(model: torch.nn.Module) -> set[str]:
+    first = {n for n, _ in model.named_parameters()} | {n for n, _ in model.named_buffers()}
+    every = {n for n, _ in model.named_parameters(remove_duplicate=False)}
+    every |= {n for n, _ in model.named_buffers(remove_duplicate=False)}
+    return every - first
+
+
+@contextlib.contextmanager
+def _original_layout(model: torch.nn.Module) -> Iterator[None]:
+    """`save_pretrained` writes the family's original tensor names, however the model was loaded.
+
+    transformers reverses on save the renamings it recorded at load (`_weight_conversions`); under
+    ZeRO-3 (`from_pretrained` inside `zero.Init`) that record holds more renamings and the reversal
+    prefixes `model.` twice. Without a record it uses the family's own renamings, which is what a
+    model loaded in one process from an original-layout checkpoint records."""
+    recorded = model.__dict__.get("_weight_conversions", _UNSET)
+    model._weight_conversions = None
+    try:
+        yield
+    finally:
+        if recorded is _UNSET:
+            del model._weight_conversions
+        else:
+            model._weight_conversions = recorded
+
+
+def _merged_from_state(peft_model: torch.nn.Module, state_dict: dict[str, torch.Tensor]) -> torch.nn.Module:
+    """The base model with the LoRA adapters merged, built from the consolidated `state_dict` (the PEFT
+    model's own names): a copy of the PEFT model's structure on the meta device, its tensors assigned
+    from `state_dict`, then PEFT's own `merge_and_unload`. The live model is not touched; under ZeRO-3
+    its local parameters are empty shards, so they cannot be copied or merged themselves."""
+    from peft import get_peft_model
+
+    base = peft_model.get_base_model()
+    with torch.device("meta"):
+        skeleton = type(base)(copy.deepcopy(base.config))
+    config = copy.deepcopy(peft_model.peft_config[peft_model.active_adapter])
+    skeleton = get_peft_model(skeleton, config)
+    missing, unexpected = skeleton.load_state_dict(state_dict, strict=False, assign=True)
+    aliases = set(_aliases(peft_model))
+    if unexpected or set(missing) - aliases:
+        raise RuntimeError(f"the consolidated state does not fit the model: missing {sorted(set(missing) - aliases)[:5]}, "
+                           f"unexpected {sorted(unexpected)[:5]}")
+    skeleton.get_base_model().tie_weights()  # the aliases left out of `state_dict` point at their tensor again
+    merged = skeleton.merge_and_unload()
+    left = [n for n, p in merged.state_dict().items() if p.is_meta]
+    if left:
+        raise RuntimeError(f"merging the LoRA adapters left tensors without values: {left[:5]}")
+    merged.generation_config = copy.deepcopy(base.generation_config)
+    return merged
 
 
 def complete_checkpoints(checkpoints_dir: Path) -> list[tuple[int, Path]]:

@@ -1,0 +1,79 @@
+"""A checkpoint's `model/` does not depend on the engine that wrote it. Real processes (torchrun, gloo).
+
+- The tensor names of `step_N/model/` are the same for 1 process, DDP, ZeRO-2 and ZeRO-3 (the
+  family's original layout, one name per tensor). Before the fix ZeRO-3 wrote
+  `model.model.embed_tokens.weight` where one process writes `model.embed_tokens.weight`, and ZeRO-2
+  added the tied `lm_head.weight`.
+- LoRA under ZeRO-3 saves real weights: `step_N/model/` (merged) and `adapter/` are built from the
+  consolidated state and equal the 1-process run's. Before the fix the writer deep-copied and merged
+  the rank's own, ZeRO-3-sharded (empty) parameters.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+
+from tests.training.test_engines_equivalent import WEIGHT_TOL, train
+
+SHORT = ["dataset.synthetic.num_train=8", "dataset.synthetic.num_val=2", "trainer.max_steps=1",
+         "trainer.prompts_per_step=2", "trainer.micro_batch_size=2", "algorithm.num_generations=2",
+         "trainer.warm_start_sft_steps=0", "trainer.eval_on_start=false", "trainer.eval_every=100",
+         "trainer.save_every=1", "rollout.max_new_tokens=8", "eval.sampled_k=0", "seed=5"]
+LORA_SFT = ["algorithm=sft", "trainer.learning_rate=1e-3", "trainer.max_steps=2", "trainer.save_every=2",
+            "model.lora.enabled=true", "model.lora.r=4", "model.lora.dropout=0.0"]
+
+
+def tensor_names(model_dir: Path) -> list[str]:
+    names: list[str] = []
+    for file in sorted(model_dir.glob("*.safetensors")):
+        with safe_open(str(file), "pt") as handle:
+            names += handle.keys()
+    return sorted(names)
+
+
+def loaded(model_dir: Path) -> dict[str, torch.Tensor]:
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    model, info = Qwen2_5_VLForConditionalGeneration.from_pretrained(model_dir, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"], info
+    return {k: v.float() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.slow
+def test_every_engine_writes_the_same_tensor_names(tmp_path, grit_cache, tiny_model_paths) -> None:
+    names = {}
+    for processes, cluster in ((1, "local"), (2, "ddp"), (2, "node8"), (2, "node8_zero3")):
+        run = train(processes, cluster, tmp_path / cluster, grit_cache, *SHORT)
+        model_dir = run / "checkpoints" / "step_1" / "model"
+        names[cluster] = tensor_names(model_dir)
+        loaded(model_dir)  # every tensor found where from_pretrained looks, none left over
+    one = names["local"]
+    assert "model.embed_tokens.weight" in one and any(n.startswith("visual.blocks.") for n in one), one[:5]
+    assert "lm_head.weight" not in one  # tied to the input embedding: one name per tensor
+    for cluster, found in names.items():
+        assert found == one, (cluster, sorted(set(found) ^ set(one))[:6])
+
+
+@pytest.mark.slow
+def test_lora_under_zero3_saves_the_trained_weights_of_one_process(tmp_path, grit_cache, tiny_model_paths) -> None:
+    from peft import PeftModel
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    one = train(1, "local", tmp_path / "one", grit_cache, *SHORT, *LORA_SFT) / "checkpoints" / "step_2"
+    zero3 = train(2, "node8_zero3", tmp_path / "zero3", grit_cache, *SHORT, *LORA_SFT) / "checkpoints" / "step_2"
+    assert tensor_names(one / "model") == tensor_names(zero3 / "model")
+    merged_one, merged_zero3 = loaded(one / "model"), loaded(zero3 / "model")
+    start = {k: v.float() for k, v in Qwen2_5_VLForConditionalGeneration.from_pretrained(
+        tiny_model_paths["tiny_qwen2_5_vl"]).state_dict().items()}
+    changed = [k for k in start if not torch.equal(start[k], merged_one[k])]
+    assert changed and all(".self_attn." in k for k in changed), changed  # LoRA on q/k/v/o trained, nothing else
+    assert max((merged_one[k] - merged_zero3[k]).abs().max().item() for k in start) <= WEIGHT_TOL
+    for step_dir, merged in ((one, merged_one), (zero3, merged_zero3)):
+        base = Qwen2_5_VLForConditionalGeneration.from_pretrained(tiny_model_paths["tiny_qwen2_5_vl"])
+        with_adapter = PeftModel.from_pretrained(base, step_dir / "adapter").merge_and_unload()
+        again = {k: v.float() for k, v in with_adapter.state_dict().items()}
+        assert max((again[k] - merged[k]).abs().max().item() for k in merged) <= 1e-6, step_dir
