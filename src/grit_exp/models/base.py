@@ -310,13 +310,10 @@ class ModelAdapter(ABC):
             logits = self._shared_prompt_logits(model, prompt, firsts, source, completion_ids, completion_mask)
         else:
             logits = self.one_pass_logits(model, prompt, completion_ids, completion_mask)
-        logits = logits.float()
-        if temperature != 1.0:
-            logits = logits / temperature
-        if self.suppressed_token_ids:
-            logits[..., self.suppressed_token_ids] = float("-inf")
-        logprobs = torch.log_softmax(logits, dim=-1)
-        token_logprobs = logprobs.gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)
+        from grit_exp.models.logprobs import selected_token_logprobs
+
+        # chunked over positions, no float32 copy of the whole [batch, length, vocab] logits (models/logprobs.py)
+        token_logprobs = selected_token_logprobs(logits, completion_ids, temperature, self.suppressed_token_ids)
         return token_logprobs.masked_fill(completion_mask == 0, 0.0)
 
     def one_pass_logits(self, model: torch.nn.Module, prompt: PromptBatch, completion_ids: torch.Tensor,
