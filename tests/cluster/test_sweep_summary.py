@@ -12,8 +12,6 @@ from sweep_helpers import TINY, read_summary, run_sweep
 
 from grit_exp.cluster.sweep.summary import SweepJob, final_metrics, write_summary
 from grit_exp.cluster.sweep.summary import read_summary as read_summary_file
-from grit_exp.report import write_report
-from grit_exp.reporting.sweeps import table3_rows
 
 
 def write_run(run: Path, records: list[dict]) -> Path:
@@ -51,26 +49,6 @@ def test_summary_files_list_every_job(tmp_path):
     assert "Overrides of every job: `cluster=slurm`" in md
     assert "| 0 | seed=1 | completed after 2 requeues | 7_0 | r/0 | 10 | 0.500 | 1.250 |" in md
     assert "- #1 (seed=2): trainer.keep_last=0 must be >= 1" in md
-
-
-def test_report_shows_a_table3_sweep_next_to_the_paper(tmp_path):
-    sweep = tmp_path / "sweep"
-    sweep.mkdir()
-    metrics = {"eval/vsr_val/acc": 0.5, "eval/tallyqa_val/acc": 0.3, "eval/vsr_val/giou_paper": 0.4,
-               "eval/tallyqa_val/giou_paper": 0.2, "eval/gqa_val/acc": 0.6, "eval/gqa_val/giou_paper": 0.5}
-    jobs = [SweepJob(num=i, overrides=[f"dataset={d}", f"reward.weights.count={c}"], status="failed" if i == 3 else "completed",
-                     run_dir=str(sweep / str(i)), metrics=metrics if i != 3 else {})
-            for i, (d, c) in enumerate([("grit20", "1.0"), ("grit20", "0.0"), ("grit20_vsr", "1.0"), ("grit20_vsr", "0.0")])]
-    write_summary(sweep, jobs, launcher="basic")
-    rows = table3_rows(read_summary_file(sweep))
-    assert [(r["counting_data"], r["r_count"]) for r in rows] == [(True, True), (True, False), (False, True), (False, False)]
-    assert rows[0]["ours"] == {"acc_in": pytest.approx(40.0), "acc_out": pytest.approx(60.0),
-                               "giou_in": pytest.approx(0.3), "giou_out": pytest.approx(0.5)}
-    assert rows[0]["paper"]["acc_in"] == 51.8 and rows[3]["paper"]["giou_out"] == 0.378 and rows[1]["paper"] is None
-    texts = write_report([sweep], out=tmp_path / "report")  # no run has results: the sweep is the report
-    assert "| #0 | yes | on | completed | 40 / 51.8 | 60 / 64.4 | 0.3 / 0.387 | 0.5 / 0.437 |" in texts["sweeps"]
-    assert "| #3 | no (20 VSR) | off | failed | - / 53.8 |" in texts["sweeps"]
-    assert (tmp_path / "report" / "sweeps.md").read_text() == texts["sweeps"]
 
 
 @pytest.mark.slow

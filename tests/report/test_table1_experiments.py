@@ -16,7 +16,7 @@ from grit_exp.reporting.collect import describe_run
 from tests.helpers.configs import compose_config
 
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "eval_experiment").glob("*.yaml"))
-BASE_CHECKPOINTS = {"qwen2_5_vl_3b": "Qwen/Qwen2.5-VL-3B-Instruct", "internvl3_2b": "OpenGVLab/InternVL3-2B-hf"}
+BASE_CHECKPOINTS = {"qwen2_5_vl_3b": "Qwen/Qwen2.5-VL-3B-Instruct", "internvl3_2b": "OpenGVLab/InternVL3-2B-Instruct"}  # converted: conf/model/internvl3_2b_instruct.yaml
 
 
 def test_one_experiment_per_paper_row():
