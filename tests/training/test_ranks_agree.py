@@ -37,7 +37,7 @@ def first_step_rows(rank: int, processes: int = 2) -> list[tuple]:
 
 
 ONE_TOKEN = ["algorithm.dynamic_sampling.enabled=false", "trainer.micro_batch_size=4", "trainer.max_steps=2",
-             "trainer.save_every=2", "+reward.options.test_spread_on_dataset.dataset=*"]
+             "trainer.save_every=2", "reward.options.test_spread_on_dataset.dataset='*'"]
 
 
 @pytest.mark.slow
@@ -48,7 +48,7 @@ def test_one_token_micro_batch_on_one_rank_trains_like_one_process(cluster, tmp_
     others two: ZeRO-3's parameter gathers (DDP's buffer broadcasts) then waited forever."""
     env = {"GRIT_TEST_ONE_TOKEN_KEYS": json.dumps([first_step_rows(rank=1)[0]])}
     one = one_process_run(*ONE_TOKEN, env=env)
-    two = torchrun(2, tmp_path / "two", grit_cache, f"cluster={cluster}", f"cluster.timeout_s={TIMEOUT_S}",
+    two = torchrun(2, tmp_path / "two", grit_cache, f"cluster={cluster}", "cluster.timeout_s=60",
                    *ONE_TOKEN, env=env)
     assert_trains_like_one(one, two, last_step=2)
     first = json.loads((one / "metrics.jsonl").read_text().splitlines()[0])
@@ -74,13 +74,15 @@ def test_a_rank_that_never_joins_a_collective_fails_the_run_naming_step_and_rank
 def test_warm_start_longer_than_the_collective_timeout_on_two_processes(tmp_path, tiny_model_paths):
     """Rank 0's warm start takes 3 x cluster.timeout_s (a test hook sleeps before its SFT loop); rank 1 waits
     for the cached directory outside any collective. The warm-start weights and the run equal one process's
-    (each run with a cache of its own, so that each trains its warm start)."""
+    (the 1-process warm start is moved out of the cache, so that the 2-process run trains its own)."""
     warm = ["trainer.warm_start_sft_steps=4", "trainer.warm_start_batch_size=2", "trainer.max_steps=2",
             "trainer.save_every=2", f"cluster.timeout_s={TIMEOUT_S}"]
     env = {"GRIT_TEST_SLOW_WARM_START": str(3 * TIMEOUT_S)}
-    one = torchrun(1, tmp_path / "one", tmp_path / "cache_one", "cluster=local", *warm, env=env)
-    two = torchrun(2, tmp_path / "two", tmp_path / "cache_two", "cluster=ddp", *warm, env=env)
-    (wa,), (wb,) = ((tmp_path / c / "warm_start").glob("*/model.safetensors") for c in ("cache_one", "cache_two"))
+    cache = tmp_path / "cache"  # the same data (its keys name the images' paths), a warm start of each run's own
+    one = torchrun(1, tmp_path / "one", cache, "cluster=local", *warm, env=env)
+    (cache / "warm_start").rename(tmp_path / "warm_start_one")
+    two = torchrun(2, tmp_path / "two", cache, "cluster=ddp", *warm, env=env)
+    (wa,), (wb,) = ((tmp_path / "warm_start_one").glob("*/model.safetensors"), (cache / "warm_start").glob("*/model.safetensors"))
     a, b = load_file(wa), load_file(wb)
     assert a.keys() == b.keys() and all(a[k].dtype == b[k].dtype and a[k].equal(b[k]) for k in a)
     assert_trains_like_one(one, two, last_step=2)

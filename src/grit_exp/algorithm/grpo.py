@@ -14,7 +14,7 @@ so that advantages (and `scale_rewards=batch`'s std) are those of the global bat
 how many processes share it. Completions are sampled from per-completion seeds
 (`rollout/seeded_sampling.py`) for the same reason. With dynamic sampling the advantages and the
 loss's normalisation count only the groups trained on, and a process with fewer of them runs
-zero-weight passes so that all run the same number. Left out: gradients, precision, accumulation
+zero-weight passes (one micro-batch each) so that all run the same number. Left out: gradients, precision, accumulation
 and clipping (the engine's, `cluster/engine.py`), the loss maths (`algorithm/losses.py`,
 `algorithm/advantages.py`), and drawing the prompts (`training/run.py`).
 """

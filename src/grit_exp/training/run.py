@@ -7,7 +7,8 @@ checkpoint to continue from, and `train_loop` runs the steps: prompts from the s
 checkpoints. Everything that depends on the hardware (devices, DDP / DeepSpeed, precision,
 accumulation, sharded state) goes through the `TrainingEngine`. Rank 0 decides the run directory and
 the checkpoint to resume from and broadcasts them; only rank 0 writes logs, metrics and the model
-directory. At the end it prints a before/after table of the evaluation metrics and writes
+directory, and trains the warm start while the others wait outside any collective. A collective that
+waits `cluster.timeout_s` for a peer ends the run with one line naming the step and the rank. At the end it prints a before/after table of the evaluation metrics and writes
 `reward_curve.png` into the run directory. Left out: validating the config and mapping SLURM's
 environment (the entry point `grit_exp.train` does both, once), and the step's algorithm.
 """
