@@ -35,7 +35,8 @@ def test_cluster_configs_compose_and_their_deepspeed_files_parse(cluster, engine
     cfg = compose_train(f"cluster={cluster}")
     validate_train(cfg)
     assert cfg.cluster.engine == engine
-    assert set(cfg.cluster.keys()) == {"name", "engine", "deepspeed_config", "backend", "slurm"}, "no key nothing reads"
+    assert set(cfg.cluster.keys()) == {"name", "engine", "deepspeed_config", "backend", "timeout_s", "slurm"}, (
+        "no key nothing reads")
     if stage is None:
         assert cfg.cluster.deepspeed_config is None
         return
@@ -186,7 +187,8 @@ def test_deterministic_kernels_only_when_asked(monkeypatch):
     before = torch.are_deterministic_algorithms_enabled()
     monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
     try:
-        assert compose_train().trainer.deterministic is None
+        assert compose_train().trainer.deterministic is True, "the CPU demo's values (conf/demo/cpu_train.yaml)"
+        assert compose_train("model=qwen2_5_vl_3b").trainer.deterministic is None, "a real model: by device"
         assert use_deterministic_algorithms(None, cuda=False) is True and torch.are_deterministic_algorithms_enabled()
         assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ
         assert use_deterministic_algorithms(None, cuda=True) is False
