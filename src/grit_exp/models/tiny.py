@@ -7,7 +7,9 @@ builds a ~1.3 M parameter model (text hidden 128, 4 layers; vision hidden 64, 2 
 when the directory is complete. The weights are random: these models exist for tests and the CPU
 demo, not for quality.
 
-What `ensure_tiny_model` may touch: it builds only into a directory that does not exist or is
+`build_adapter` calls `ensure_tiny_model` only for the builder's own directory in the toolkit's cache
+(`${paths.cache_dir}/models/<builder>`, `grit_exp.config.model.check_model_path`); a `model.path`
+given by the user must already hold a model. What `ensure_tiny_model` may touch: it builds only into a directory that does not exist or is
 empty, and rebuilds (deletes, then replaces) only a directory that carries its own marker file
 (`.grit_tiny_complete`, written last by a build). A complete Hugging Face model directory without
 the marker (e.g. a trained checkpoint, `model.path=<run>/checkpoints/step_30/model`) is returned as
@@ -201,14 +203,21 @@ def _build_tiny_internvl(out: Path, seed: int) -> None:
     tokenizer.save_pretrained(out)
 
 
+def _build_real_width_qwen2_5_vl(out: Path, seed: int) -> None:
+    from grit_exp.models.real_width import build_real_width_qwen2_5_vl
+
+    build_real_width_qwen2_5_vl(out, seed)
+
+
 TINY_BUILDERS: dict[str, Callable[[Path, int], None]] = {
     "tiny_qwen2_5_vl": _build_tiny_qwen2_5_vl,
     "tiny_internvl": _build_tiny_internvl,
+    "real_width_qwen2_5_vl": _build_real_width_qwen2_5_vl,  # grit_exp.models.real_width (rehearsals, benches)
 }
 
 
 # config.json's model_type of each builder's model (a checkpoint of another family is refused)
-TINY_MODEL_TYPES = {"tiny_qwen2_5_vl": "qwen2_5_vl", "tiny_internvl": "internvl"}
+TINY_MODEL_TYPES = {"tiny_qwen2_5_vl": "qwen2_5_vl", "tiny_internvl": "internvl", "real_width_qwen2_5_vl": "qwen2_5_vl"}
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 
 

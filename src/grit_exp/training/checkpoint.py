@@ -57,7 +57,7 @@ def save_checkpoint(engine: Any, adapter: Any, policy: torch.nn.Module, checkpoi
     state_dict = engine.full_state_dict(policy)
     if engine.is_main:
         try:
-            _write_model(adapter, engine.unwrap(policy), state_dict, tmp)
+            _write_model(adapter, engine.unwrap(policy), state_dict, tmp, engine)
             torch.save({**trainer_state, "step": step, "world_size": engine.world_size}, tmp / "state" / TRAINER_STATE)
             (tmp / DONE_FILE).write_text(json.dumps({"step": step, "complete": True, **engine.describe()}))
             if final.exists():
@@ -76,11 +76,13 @@ def save_checkpoint(engine: Any, adapter: Any, policy: torch.nn.Module, checkpoi
     return final
 
 
-def _write_model(adapter: Any, model: torch.nn.Module, state_dict: dict[str, torch.Tensor], out: Path) -> None:
+def _write_model(adapter: Any, model: torch.nn.Module, state_dict: dict[str, torch.Tensor], out: Path,
+                 engine: Any) -> None:
     state_dict = _without_aliases(model, state_dict)
     if hasattr(model, "merge_and_unload"):  # PEFT: adapters beside, merged weights as the model
         model.save_pretrained(out / "adapter", state_dict=state_dict)  # PEFT keeps the adapters' entries
-        merged = _merged_from_state(model, state_dict)
+        with engine.whole_model_loading():  # rank 0 alone: no zero.Init (a collective) for the skeleton
+            merged = _merged_from_state(model, state_dict)
         with _original_layout(merged):
             adapter.save_model_dir(merged, out / "model")
     else:
