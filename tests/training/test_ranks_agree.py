@@ -45,7 +45,11 @@ ONE_TOKEN = ["algorithm.dynamic_sampling.enabled=false", "trainer.micro_batch_si
 def test_one_token_micro_batch_on_one_rank_trains_like_one_process(cluster, tmp_path, grit_cache, one_process_run):
     """Rank 1's first prompt of step 1 gets one-token completions only: its first micro-batch (one group)
     is one token long, rank 0's are not. Before ef39b38 that micro-batch ran one forward pass and the
-    others two: ZeRO-3's parameter gathers (DDP's buffer broadcasts) then waited forever."""
+    others two: ZeRO-3's parameter gathers (DDP's buffer broadcasts) then waited forever. Under ZeRO-3 the
+    backward gathers parameters and reduce-scatters gradients once per forward pass in the autograd graph,
+    so the second pass of one-token completions must be in the graph too (with it outside, under no_grad,
+    gloo stops at once: "Received data size doesn't match expected size"). A mismatch fails within the
+    60 s collective timeout instead of hanging."""
     env = {"GRIT_TEST_ONE_TOKEN_KEYS": json.dumps([first_step_rows(rank=1)[0]])}
     one = one_process_run(*ONE_TOKEN, env=env)
     two = torchrun(2, tmp_path / "two", grit_cache, f"cluster={cluster}", "cluster.timeout_s=60",
