@@ -104,8 +104,10 @@ def test_every_batch_runs_the_same_number_of_forward_passes(adapter, tmp_path, g
     always two forward passes (the count a process's peers expect under ZeRO-3 and DDP)."""
     model = adapter.load_model("cpu").train(grad)
     prompt, ids, mask = _batch(adapter, tmp_path)
-    calls = []
+    calls, backward_calls = [], []
     handle = model.register_forward_pre_hook(lambda module, args: calls.append(1))
+    # ZeRO-3 also gathers parameters in the backward of every forward pass in the graph: both passes must be in it
+    backward = model.model.language_model.layers[0].register_full_backward_hook(lambda *args: backward_calls.append(1))
     batches = {
         "whole groups": (prompt, ids, mask),
         "one completion": (prompt.take([4]), ids[4:5], mask[4:5]),
@@ -116,13 +118,15 @@ def test_every_batch_runs_the_same_number_of_forward_passes(adapter, tmp_path, g
     counts = {}
     for name, (p, i, m) in batches.items():
         calls.clear()
+        backward_calls.clear()
         with torch.set_grad_enabled(grad):
             logp = adapter.completion_logprobs(model, p, i, m)
             if grad:
                 logp.sum().backward()
-        counts[name] = len(calls)
+        counts[name] = (len(calls), len(backward_calls))
     handle.remove()
-    assert set(counts.values()) == {2}, counts
+    backward.remove()
+    assert set(counts.values()) == {(2, 2 if grad else 0)}, counts
 
 
 def test_gradient_checkpointing_runs_one_pass(adapter, tmp_path):

@@ -350,12 +350,14 @@ class ModelAdapter(ABC):
         cache.batch_select_indices(index)
         prompt_mask = prompt.inputs["attention_mask"]
         positions = None if next_positions is None else next_positions.index_select(-2, index)
-        if t == 1:  # nothing left to predict; the second pass still runs (see completion_logprobs), unused
+        if t == 1:
+            # Nothing left to predict, but the second pass still runs (see completion_logprobs) and stays in the
+            # autograd graph through an empty slice: ZeRO-3 gathers parameters and reduce-scatters gradients
+            # once per forward pass in the graph, in the backward too, so every process must have as many.
             mask = torch.cat([prompt_mask, completion_mask.to(prompt_mask.dtype)], dim=1)
-            with torch.no_grad():
-                model(input_ids=completion_ids, attention_mask=mask, position_ids=positions, cache=cache,
-                      use_cache=True)
-            return first
+            rest = model(input_ids=completion_ids, attention_mask=mask, position_ids=positions, cache=cache,
+                         use_cache=True)
+            return torch.cat([first, rest.logits[:, :0]], dim=1)
         mask = torch.cat([prompt_mask, completion_mask[:, :-1].to(prompt_mask.dtype)], dim=1)
         rest = model(input_ids=completion_ids[:, :-1], attention_mask=mask, position_ids=positions, cache=cache,
                      use_cache=True)
