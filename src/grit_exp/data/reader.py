@@ -1,7 +1,8 @@
 """Read GRIT_data JSONL files into validated `GritRow`s.
 
 `load_rows` reads several files (each with its own image folder) in the given order, validates
-every line (`grit_exp.data.validation`), and optionally takes a deterministic seed-controlled
+every line (`grit_exp.data.validation`; first `check_image_folder`: a file whose image folder is
+missing or holds none of its images fails at once, naming the folder), and optionally takes a deterministic seed-controlled
 subset. With ``on_error="raise"`` the first bad line raises `DataError` naming file:line; with
 ``on_error="skip"`` bad lines are skipped, counted, and summarised in ONE warning per call.
 `load_dataset_splits` turns a `dataset` config group (with the synthetic generator when enabled)
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from grit_exp.data.schema import GritRow
-from grit_exp.data.validation import parse_row
+from grit_exp.data.validation import check_image_folder, parse_row
 from grit_exp.errors import DataError
 
 __all__ = ["DataError", "DataFile", "load_dataset_splits", "load_rows", "SkipReport"]
@@ -80,6 +81,7 @@ def _read_file(file_cfg: Any, *, on_error: str, default_split: str, skipped: Ski
             f"data file {file_path} does not exist (check the dataset config's `path` and paths.data_root)",
             reason="missing_file",
         )
+    check_image_folder(file_path, image_root)  # a whole set's images missing: one error naming the folder
     return read_jsonl(
         file_path,
         lambda obj, location: parse_row(obj, image_root=image_root, location=location, default_split=default_split),

@@ -4,7 +4,10 @@ Checks every field the toolkit relies on and raises `DataError` naming ``file:li
 the bad value and what is valid: required fields and their types, boxes of four finite numbers
 (x1 <= x2, y1 <= y2), the image file (exists, is an image whose header-read size equals
 ``width`` x ``height``), the optional structured ``gold`` chain. Numbers are kept as the file gives
-them (an int stays an int). Deliberately left out: reading pixels (only PIL's header read),
+them (an int stays an int). `check_image_folder` checks a whole file before its rows are read: its
+image folder exists and holds at least one of the images its rows name (a set whose images were never
+put in place fails at once, naming the folder and paths.data_root, instead of mid-run or as a table of
+missing images; a few missing images stay a per-row matter). Deliberately left out: reading pixels (only PIL's header read),
 checking that boxes lie inside the image (real annotations overhang by fractions of a pixel),
 and any opinion about which datasets need boxes.
 """
@@ -78,6 +81,41 @@ def image_size(path: str) -> tuple[int, int]:
         size = (int(image.width), int(image.height))
     _IMAGE_SIZE_CACHE[path] = (stamp, size)
     return size
+
+
+def image_names(file_path: Path) -> list[str]:
+    """The ``image`` field of every line of a JSONL file that has one (other lines are the row checks' matter)."""
+    names = []
+    with file_path.open(encoding="utf-8") as handle:
+        for line in handle:
+            try:
+                obj = json.loads(line) if line.strip() else None
+            except json.JSONDecodeError:
+                continue
+            if isinstance(obj, dict) and isinstance(obj.get("image"), str):
+                names.append(obj["image"])
+    return names
+
+
+def check_image_folder(file_path: str | Path, image_root: str | Path) -> None:
+    """Raise `DataError` (reason ``missing_image_folder``) when the images of a data file are not where its rows
+    say: its image folder does not exist, or it holds none of the images of a file whose rows name two or more.
+    The message names the folder and the config key it hangs from (paths.data_root, GRIT_DATA_ROOT)."""
+    if not Path(file_path).is_file():
+        return  # the callers name a missing data file themselves
+    root = Path(os.path.expanduser(str(image_root))).absolute()
+    names = image_names(Path(file_path))
+    if not names or (root.is_dir() and (len(names) < 2 or any((root / name).is_file() for name in names))):
+        return
+    problem = ("does not exist" if not root.is_dir()
+               else f"holds none of the {len(names)} images its rows name (the first: {names[0]!r})")
+    raise DataError(
+        f"the images of {file_path} are not where its rows say: image folder {root} {problem}. The dataset "
+        f"config's image_root is ${{paths.data_root}}/<set> (conf/dataset/*.yaml): set paths.data_root (or "
+        f"GRIT_DATA_ROOT) to the GRIT_data folder and put each set's images in its folder (README 'Reproducing "
+        "the paper's tables on a GPU node', step 1)",
+        reason="missing_image_folder",
+    )
 
 
 def _require_str(obj: dict[str, Any], key: str, location: str, *, allow_int: bool = False) -> str:

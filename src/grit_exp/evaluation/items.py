@@ -1,7 +1,8 @@
 """The rows an evaluation scores: reading eval files (and replay files) into `EvalItem`s, and the
 paper scorer's deduplication.
 
-Unlike the training reader, a row whose image file is missing is kept: it is marked
+Unlike the training reader, a row whose image file is missing is kept (a whole eval file whose image
+folder is missing or holds none of its images is an error first, `check_image_folder`): it is marked
 `image_missing`, recorded in samples.jsonl and counted in metrics.json (a live model cannot answer
 it; a replayed completion is still scored, since boxes and answers need no pixels). Every other
 problem of a line raises `DataError` naming file:line, or with `on_error=skip` is skipped and
@@ -24,7 +25,7 @@ from typing import Any
 
 from grit_exp.data.reader import DataFile, SkipReport, read_jsonl, subset_rows
 from grit_exp.data.schema import GritRow
-from grit_exp.data.validation import parse_row
+from grit_exp.data.validation import check_image_folder, parse_row
 from grit_exp.errors import DataError
 from grit_exp.grounding.frames import ImageGeometry
 
@@ -112,6 +113,7 @@ def load_eval_items(dataset_cfg: Any, seed: int) -> tuple[list[EvalItem], SkipRe
         if name in names:
             raise DataError(f"two dataset.eval entries are both named {name!r}; give them distinct `name`s", reason="config")
         names.add(name)
+        check_image_folder(_attr(file_cfg, "path"), _attr(file_cfg, "image_root"))  # a whole folder missing: error
         rows = read_items(
             _attr(file_cfg, "path"),
             _attr(file_cfg, "image_root"),
