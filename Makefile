@@ -13,7 +13,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # DeepSpeed (a dev dependency) installs from its sdist without prebuilding CUDA ops; CPU ops JIT-build on first use.
 export DS_BUILD_OPS := 0
 
-.PHONY: install install-browser test test-slow test-all train bench lint clean slurm-up slurm-down vllm-env test-vllm
+.PHONY: install install-browser test test-slow test-all rehearsal train bench lint clean slurm-up slurm-down vllm-env test-vllm
 
 install: $(STAMP)
 
@@ -35,6 +35,10 @@ install-browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; }
 
+# README "Reproducing the paper's tables on a GPU node", walked end to end with tiny models (tests/test_paper_rehearsal.py).
+rehearsal: install
+	$(PY) -m pytest -q -s -m slow -p no:cacheprovider tests/test_paper_rehearsal.py
+
 test-all: install install-browser
 	$(PY) -m pytest -q -p no:cacheprovider
 
@@ -51,6 +55,7 @@ bench: install
 	$(PY) benchmarks/bench_judge_overlap.py --concurrency 4 --out judge_overlap_c4.json
 	$(PY) benchmarks/bench_rewards.py
 	$(PY) benchmarks/bench_memory.py
+	$(PY) benchmarks/bench_real_width.py
 	$(PY) benchmarks/bench_gpu.py
 	$(PY) benchmarks/bench_report.py
 

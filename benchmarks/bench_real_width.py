@@ -13,8 +13,12 @@ Reports per variant: peak RSS of the process, peak above the RSS after the model
 own memory), and the median wall time of the step over --repeats runs. Results in
 results/real_width.json.
 
-Run: `python benchmarks/bench_real_width.py [--batch 2 --tokens 1000 --repeats 2]` (builds the model
-into the toolkit cache on first use, ~2.2 GB). Left out: the optimizer step, generation, GPUs and
+Also `--what op`: the log-prob computation alone on [2, 1000, 151936] float32 logits, forward +
+backward, peak RSS above the logits (what the change touches, without the model's own memory).
+
+Run: `python benchmarks/bench_real_width.py [--what op|model|both] [--batch 1 --tokens 1000 --repeats 1]`
+(builds the model into the toolkit cache on first use, ~2.2 GB; `both` takes ~5-10 min and ~10 GB
+on 2 cores). Figures and how to read them: benchmarks/README.md. Left out: the optimizer step, generation, GPUs and
 bfloat16 (where the plain computation's float32 copies are 2x the logits, not 1x).
 """
 
@@ -125,9 +129,9 @@ def measure(variant: str, batch: int, tokens: int, repeats: int) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--tokens", type=int, default=1000)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--what", choices=["op", "model", "both"], default="both",
                         help="op: the log-prob computation alone; model: completion_logprobs + backward of the model")
     parser.add_argument("--op-batch", type=int, default=2)
