@@ -76,8 +76,9 @@ def test_experiments_and_the_command_line_still_win_over_the_demo():
     assert compose_entry("train", ["trainer.learning_rate=3e-5"]).trainer.learning_rate == 3e-5
 
 
-def test_demo_values_on_a_real_checkpoint_fail_validation_naming_them():
-    cfg = compose_entry("train", ["model.path=/some/real/checkpoint", "model.tiny_builder=null"])
+def test_demo_values_on_a_real_checkpoint_fail_validation_naming_them(tiny_model_paths):
+    checkpoint = tiny_model_paths["tiny_qwen2_5_vl"]  # an existing model directory, as a real checkpoint would be
+    cfg = compose_entry("train", [f"model.path={checkpoint}", "model.tiny_builder=null"])
     with pytest.raises(ConfigError, match=r"trainer\.learning_rate.*trainer\.warm_start_sft_steps.*model=qwen2_5_vl_3b"):
         validate_train(cfg)
 
