@@ -16,7 +16,7 @@ models standing in for the real ones:
 
 What stands in for what, and what is cut (each a command-line override, nothing else changes):
 model=tiny_qwen2_5_vl / tiny_internvl for Qwen2.5-VL-3B / InternVL3-2B; one CPU process with cluster=local
-for ``torchrun --nproc_per_node 8`` with cluster=node8 (the GRIT run goes through torchrun with one
+for ``torchrun --nproc_per_node 8`` with cluster=node8 (the training runs go through torchrun with one
 process; ZeRO-2 over several processes is tested in tests/training/); fp32 and sdpa for bf16 and
 flash-attention-2; 2 optimizer steps of 2 prompts x G = 4 (GRPO) or 4 rows (SFT) instead of 150 / 25;
 8 new tokens instead of 1000; 2 rows per eval file (MME: 4, one per subset) instead of 240 to ~2150; the
@@ -72,6 +72,8 @@ TORCHRUN_1 = (sys.executable, "-m", "torch.distributed.run", "--standalone", "--
 
 
 class Rehearsal:
+    """Runs the README's commands as subprocesses, one after another, in one folder with one environment."""
+
     def __init__(self, base: Path, env: dict[str, str]):
         self.base, self.env = base, env
 
@@ -103,14 +105,14 @@ def rehearsal(tmp_path_factory, grit_cache):
     r.run("build tallyqa", build, "tallyqa", "--root", str(data), "--annotations", str(public["tallyqa"]),
           "--vg-image-data", str(public["vg_image_data"]), "--num-rows", "10")
     r.run("build vsr20", build, "vsr20", "--root", str(data))
-    # 2. training: GRIT (Qwen) through torchrun, the SFT rows of both models
+    # 2. training through torchrun (one process): GRIT (Qwen), the SFT rows of both models
     grit_run = base / "outputs" / "grit_qwen2_5_vl_3b"
     sft_runs = {model: base / "outputs" / f"sft_{model}" for model in TINY}
     r.run("train grit qwen", "grit_exp.train", "experiment=grit_qwen2_5_vl_3b", TINY["qwen2_5_vl_3b"], *CPU,
           *GRPO_SIZE, f"hydra.run.dir={grit_run}", launcher=TORCHRUN_1)
     for model, run in sft_runs.items():
         r.run(f"train sft {model}", "grit_exp.train", f"experiment=sft_{model}", TINY[model], *CPU, *SFT_SIZE,
-              f"hydra.run.dir={run}")
+              f"hydra.run.dir={run}", launcher=TORCHRUN_1)
     # 3. the Table 3 and data-scaling sweeps
     table3, scaling = base / "multirun" / "table3", base / "multirun" / "data_scaling"
     r.run("sweep table3", "grit_exp.train", "-m", "experiment=ablation_internvl3_2b_counting", TINY["internvl3_2b"],
