@@ -13,8 +13,10 @@ from grit_exp.config import validate_train
 from grit_exp.errors import ConfigError
 from grit_exp.hydra_app import CONF_DIR
 
-REAL_MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml") if "tiny_builder" not in p.read_text())
-TINY_MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml") if "tiny_builder" in p.read_text())
+# The tiny models are the groups with demo values (conf/demo/train_<group>.yaml); every other group, the
+# real-width rehearsal model (built offline, real sizes) included, trains with a real run's values.
+TINY_MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml") if (CONF_DIR / "demo" / f"train_{p.stem}.yaml").exists())
+REAL_MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml") if p.stem not in TINY_MODELS)
 
 # `make train`'s values (conf/demo/cpu_train.yaml; chosen in benchmarks/README.md "GRPO on the CPU demo")
 DEMO_TRAINER = dict(max_steps=20, prompts_per_step=16, micro_batch_size=16, learning_rate=1e-4, lr_scheduler="constant",
@@ -35,7 +37,7 @@ def compose_entry(name: str, overrides: list[str]):
 
 
 def test_the_model_groups_are_sorted_into_real_and_tiny():
-    assert {"qwen2_5_vl_3b", "qwen2_5_vl_7b", "internvl3_2b"} <= set(REAL_MODELS)
+    assert {"qwen2_5_vl_3b", "qwen2_5_vl_7b", "internvl3_2b", "real_width_qwen2_5_vl"} <= set(REAL_MODELS)
     assert set(TINY_MODELS) == {"tiny_qwen2_5_vl", "tiny_internvl"}
     for tiny in TINY_MODELS:  # every tiny model has its demo values, for both entries
         assert (CONF_DIR / "demo" / f"train_{tiny}.yaml").is_file() and (CONF_DIR / "demo" / f"eval_{tiny}.yaml").is_file()
