@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
-from multiprocess import launch
 from safetensors.torch import load_file
 from spread_term import TERM, register, unregister
 
@@ -23,6 +22,7 @@ from grit_exp.errors import ConfigError
 from grit_exp.hydra_app import CONF_DIR
 from grit_exp.training.run import run_training
 from grit_exp.training.sampler import PromptSampler
+from tests.helpers.torchrun import launch
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMPTS = 4  # trainer.prompts_per_step

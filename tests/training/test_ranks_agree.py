@@ -15,13 +15,13 @@ import json
 
 import pytest
 from hydra import compose, initialize_config_dir
-from multiprocess import launch
 from safetensors.torch import load_file
 from test_dynamic_sampling import RUN, assert_trains_like_one, torchrun
 
 from grit_exp.data.reader import load_dataset_splits
 from grit_exp.hydra_app import CONF_DIR
 from grit_exp.training.sampler import PromptSampler
+from tests.helpers.torchrun import launch
 
 TIMEOUT_S = 15  # cluster.timeout_s: every collective of these runs waits at most this long
 

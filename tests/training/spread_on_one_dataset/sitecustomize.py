@@ -1,4 +1,4 @@
-"""Test helper, loaded through PYTHONPATH by the torchrun tests (multiprocess.py): registers the reward
+"""Test helper, loaded through PYTHONPATH by the torchrun tests (tests/helpers/torchrun.py): registers the reward
 term of ../spread_term.py in every process before the training entry reads its config, and installs
 the faults the test asked for in the environment (../fault_hooks.py)."""
 

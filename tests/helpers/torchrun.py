@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SITECUSTOMIZE = Path(__file__).resolve().parent / "spread_on_one_dataset"
+SITECUSTOMIZE = ROOT / "tests" / "training" / "spread_on_one_dataset"
 
 
 def launch(processes: int, cache: Path, args: list[str], env: dict[str, str] | None = None,
