@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from grit_exp.models.tokenizer import QWEN_SPECIAL_TOKENS
+from grit_exp.models.tokenizer import QWEN_CHAT_TEMPLATE, QWEN_SPECIAL_TOKENS
 
 REAL_SPECIAL_IDS = {token: 151643 + i for i, token in enumerate(QWEN_SPECIAL_TOKENS)}
 CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
@@ -95,7 +95,6 @@ def build_real_width_qwen2_5_vl(out: Path, seed: int) -> None:
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
     from grit_exp.models.processors import QwenImageProcessor
-    from grit_exp.models.tiny import QWEN_CHAT_TEMPLATE
 
     tokenizer = real_qwen2_tokenizer()
     tokenizer.chat_template = QWEN_CHAT_TEMPLATE

@@ -28,7 +28,12 @@ from pathlib import Path
 
 import torch
 
-from grit_exp.models.tokenizer import INTERNVL_EXTRA_SPECIAL_TOKENS, QWEN_SPECIAL_TOKENS, train_byte_level_bpe
+from grit_exp.models.tokenizer import (
+    INTERNVL_EXTRA_SPECIAL_TOKENS,
+    QWEN_CHAT_TEMPLATE,
+    QWEN_SPECIAL_TOKENS,
+    train_byte_level_bpe,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,18 +41,6 @@ TINY_VERSION = 2  # bump when a builder changes, so cached tiny models are rebui
 COMPLETE_MARKER = ".grit_tiny_complete"
 TINY_IMAGE_SIZE = 112
 
-QWEN_CHAT_TEMPLATE = (
-    "{% for message in messages %}"
-    "{% if loop.first and message['role'] != 'system' %}"
-    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
-    "<|im_start|>{{ message['role'] }}\n"
-    "{% if message['content'] is string %}{{ message['content'] }}"
-    "{% else %}{% for part in message['content'] %}"
-    "{% if part['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
-    "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
-    "{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
 
 INTERNVL_CHAT_TEMPLATE = (
     "{% for message in messages %}"
