@@ -10,7 +10,13 @@ prompts and the checkpoint's tensors. The reference code comes from `git archive
 same virtual environment; each side has its own cache, so no cached warm start or model is shared.
 
 A later change that alters outputs on purpose moves REFERENCE_COMMIT to its own parent and says so in
-its commit message; keys that both sides must have are compared, keys a side adds are listed.
+its commit message; keys the reference wrote must all be there and equal, keys a change adds are allowed.
+
+History: the layout change (#16) was checked against f2c5dfe (main before it): with the one deliberate
+change of that session's #18 work reverted (ef39b38: log-probs always in two forward passes), all four
+scenarios were identical, weights included. The reference then moved past the deliberate changes of #17
+(answers without <answer> score 0 unless the prompt asks for the whole response: fewer judge calls) and
+#18 (two forward passes, chunked log-probs, fp32 warm start), to the commit named below.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-REFERENCE_COMMIT = "f2c5dfec9421c779640623e102e7871c8ac746b2"  # main before the layout change (#16)
+REFERENCE_COMMIT = "a27a542c69ccd946d0833e2da32cbb84f08cb980"  # main after #16-#18 (2026-12-07); see the docstring
 
 pytestmark = pytest.mark.slow
 
