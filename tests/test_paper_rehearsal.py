@@ -199,6 +199,9 @@ def test_table3_every_cell_filled_from_the_sweep_next_to_the_paper(rehearsal):
     for line in lines:
         cells = [c.strip() for c in line.strip("|").split("|")]
         assert all(c and not c.startswith("-") for c in cells[4:]), line  # no blank number
+        n_in, n_out = (int(x) for x in cells[8].split(" / "))
+        assert n_in > 0 and n_out > 0, line  # the rows behind each side
+        assert cells[9].startswith("reward=grit_") and cells[10].startswith("judge="), line  # trained / scored with
     arms = {(c[1], c[2]): c for c in ([x.strip() for x in line.strip("|").split("|")] for line in lines)}
     assert arms[("yes", "on")][4].endswith("/ 51.8") and arms[("no (20 VSR)", "off")][7].endswith("/ 0.378")
 

@@ -60,6 +60,15 @@ def test_every_cell_is_filled_from_the_keys_a_run_wrote(sweep):
         want = expected(json.loads((run / "metrics.json").read_text()))
         assert row["ours"] == {k: pytest.approx(v, rel=1e-12) for k, v in want.items()}
     assert rows[0]["ours"] != rows[3]["ours"], "the two arms' runs differ"
+    for row in rows:  # the rows behind each side, and how the run was trained and scored, from what it saved
+        run = runs[1] if row["num"] == 3 else runs[0]
+        metrics = json.loads((run / "metrics.json").read_text())
+        assert row["n"] == {"n_in": metrics["vsr"]["n"] + metrics["tallyqa"]["n"],
+                            "n_out": sum(metrics[d]["n"] for d in ("gqa", "mathvista", "mme_count", "mme_position",
+                                                                    "ovd_position"))}
+        assert row["n"]["n_in"] > 0 and row["n"]["n_out"] > 0
+        assert row["trained"] == "untrained"  # these jobs are evaluations of a base model
+        assert row["scored"] == f"judge={metrics['_meta']['judge_preset']}, untagged={metrics['_meta']['untagged_answer']}"
     assert rows[0]["paper"]["acc_in"] == 51.8 and rows[3]["paper"]["giou_out"] == 0.378 and rows[1]["paper"] is None
 
 
@@ -77,7 +86,8 @@ def test_report_prints_table3_next_to_the_paper(sweep, tmp_path):
     ours = expected(json.loads((runs[0] / "metrics.json").read_text()))
     cells = " | ".join(f"{ours[k]:.3g} / {p:g}" for k, p in zip(("acc_in", "acc_out", "giou_in", "giou_out"),
                                                                   (51.8, 64.4, 0.387, 0.437), strict=True))
-    assert f"| #0 | yes | on | completed | {cells} |" in texts["sweeps"]
+    assert f"| #0 | yes | on | completed | {cells} | " in texts["sweeps"]
+    assert "| n (in / out) | trained with | scored with |" in texts["sweeps"]
     table = texts["sweeps"].split("Table 3")[1]
     assert "| - " not in table and " - /" not in table, "no blank cell"
     assert (tmp_path / "report" / "sweeps.md").read_text() == texts["sweeps"]

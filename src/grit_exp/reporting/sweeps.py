@@ -19,6 +19,7 @@ Left out: finding sweeps (collect.py), writing summaries (grit_exp.cluster.sweep
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -66,15 +67,52 @@ def table3_numbers(metrics: dict[str, Any]) -> dict[str, float | None]:
             "giou_in": _side_mean(values, IN_DOMAIN, "giou"), "giou_out": _side_mean(values, OUT_OF_DOMAIN, "giou")}
 
 
+def side_sizes(metrics: dict[str, Any]) -> dict[str, int]:
+    """n_in / n_out: the evaluated rows behind each side (the `eval/<dataset>/n` of its benchmarks' datasets)."""
+    from grit_exp.reporting.collect import quick_eval_datasets
+    from grit_exp.reporting.paper import COLUMNS as TABLE1_COLUMNS
+    from grit_exp.reporting.table1 import _column_entry
+
+    datasets = quick_eval_datasets(metrics)
+    sizes: dict[str, int] = {}
+    for col in TABLE1_COLUMNS:
+        if col.subset_prefix:
+            sizes[col.key] = sum(int(m.get("n") or 0) for name, m in datasets.items() if name.startswith(col.subset_prefix))
+        else:
+            _, entry = _column_entry(col, datasets)
+            sizes[col.key] = int((entry or {}).get("n") or 0)
+    return {"n_in": sum(sizes.get(c, 0) for c in IN_DOMAIN), "n_out": sum(sizes.get(c, 0) for c in OUT_OF_DOMAIN)}
+
+
+def provenance(run_dir: str | None) -> dict[str, str]:
+    """How a job's weights were trained and how its evaluation was scored, from what the run saved (its
+    .hydra/config.yaml, and metrics.json `_meta` for an evaluation run); "unrecorded" where it saved nothing."""
+    from grit_exp.reporting.collect import CONFIG_FILE, _load_yaml, scoring_label
+    from grit_exp.reporting.methods import training_config, training_label
+
+    run = Path(run_dir) if run_dir else None
+    if run is None or not (run / CONFIG_FILE).is_file():
+        return {"trained": "unrecorded", "scored": "unrecorded"}
+    cfg = _load_yaml(run / CONFIG_FILE)
+    kind = "train_eval" if "algorithm" in cfg else "evaluate"
+    meta_file = run / "metrics.json"
+    meta = (json.loads(meta_file.read_text()).get("_meta") or {}) if kind == "evaluate" and meta_file.is_file() else None
+    return {"trained": training_label(training_config(cfg, kind, None, _load_yaml)),
+            "scored": scoring_label(meta) if meta is not None else scoring_label({}, cfg)}
+
+
 def table3_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per job of a Table 3 sweep: its arm, our four numbers, the paper's (None where not reported)."""
+    """One row per job of a Table 3 sweep: its arm, our four numbers with the rows behind them, how it was
+    trained and scored, and the paper's numbers (None where not reported)."""
     rows = []
     for job in summary.get("jobs", []):
         arm = arm_of(job)
         if arm is None:
             continue
+        metrics = job.get("metrics") or {}
         rows.append({"num": job["num"], "status": job.get("status"), "counting_data": arm[0], "r_count": arm[1],
-                     "ours": table3_numbers(job.get("metrics") or {}), "paper": PAPER_TABLE3.get(arm)})
+                     "ours": table3_numbers(metrics), "n": side_sizes(metrics), **provenance(job.get("run_dir")),
+                     "paper": PAPER_TABLE3.get(arm)})
     return rows
 
 
@@ -84,13 +122,15 @@ def render_table3(rows: list[dict[str, Any]]) -> str:
         mine = "-" if ours is None else f"{ours:.3g}"
         return f"{mine} / {paper:g}" if paper is not None else mine
 
-    lines = ["| job | counting data | r_count | status | " + " | ".join(f"{c} (ours / paper)" for c in COLUMNS) + " |",
-             "|---|---|---|---|" + "---|" * len(COLUMNS)]
+    lines = ["| job | counting data | r_count | status | " + " | ".join(f"{c} (ours / paper)" for c in COLUMNS)
+             + " | n (in / out) | trained with | scored with |",
+             "|---|---|---|---|" + "---|" * len(COLUMNS) + "---|---|---|"]
     for r in rows:
         paper = r["paper"] or {}
         cells = [cell(r["ours"][c], paper.get(c)) for c in COLUMNS]
         lines.append(f"| #{r['num']} | {'yes' if r['counting_data'] else 'no (20 VSR)'} | {'on' if r['r_count'] else 'off'} "
-                     f"| {r['status']} | " + " | ".join(cells) + " |")
+                     f"| {r['status']} | " + " | ".join(cells)
+                     + f" | {r['n']['n_in']} / {r['n']['n_out']} | {r['trained']} | {r['scored']} |")
     return "\n".join(lines) + f"\n\n{SPLIT_NOTE}\n"
 
 
