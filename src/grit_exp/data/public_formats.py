@@ -38,6 +38,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from grit_exp.data.derived import read_objects
 from grit_exp.data.validation import image_size
 from grit_exp.errors import DataError
 
@@ -107,15 +108,7 @@ def vsr_rows(annotations: Path, *, image_root: Path, coco: CocoIndex | None = No
              split: str = "train") -> list[dict[str, Any]]:
     """GRIT_data rows from a VSR split file (see the module docstring for what is filled)."""
     rows = []
-    for number, line in enumerate(Path(annotations).read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        location = f"{annotations}:{number}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"malformed JSON ({exc.msg}); VSR files hold one object per line",
-                            reason="malformed_json", location=location) from exc
+    for location, obj in read_objects(Path(annotations)):  # VSR files hold one object per line
         _require(obj, VSR_FIELDS, location, "VSR jsonl")
         caption, relation = str(obj["caption"]), str(obj["relation"])
         try:

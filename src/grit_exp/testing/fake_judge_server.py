@@ -317,13 +317,7 @@ class _Handler(BaseHTTPRequestHandler):
             reasoning = reasoning_of_prompt(prompt) if images else None
             if reasoning is not None:
                 prediction = reasoning
-                fault = fake._next_fault(reasoning)
-                fake._wait(fake.latency_s)
-                if fault is not None:
-                    outcome = fault.kind.value
-                    self._inject(fault)
-                    return
-                self._reply(payload, prompt, fake.vision_fn(reasoning, images))
+                outcome = self._fault_or_reply(reasoning, payload, prompt, lambda: fake.vision_fn(reasoning, images))
                 return
             if parts is None:
                 outcome = "bad_request"
@@ -332,19 +326,25 @@ class _Handler(BaseHTTPRequestHandler):
                 )
                 return
             question, reference, prediction = parts
-            fault = fake._next_fault(prediction)
-            fake._wait(fake.latency_s)
-            if fault is not None:
-                outcome = fault.kind.value
-                self._inject(fault)
-                return
-            verdict = fake.score_fn(question, reference, prediction)
-            self._reply(payload, prompt, f"{{score: {1 if verdict >= 0.5 else 0}}}")
+            outcome = self._fault_or_reply(
+                prediction, payload, prompt,
+                lambda: f"{{score: {1 if fake.score_fn(question, reference, prediction) >= 0.5 else 0}}}")
         except (BrokenPipeError, ConnectionResetError):
             outcome = "client_gone"
         finally:
             settings = {k: v for k, v in payload.items() if k != "messages"} if isinstance(payload, dict) else {}
             fake._leave(started, prediction, outcome, settings)
+
+    def _fault_or_reply(self, key: str, payload: Mapping[str, Any], prompt: str, content: Callable[[], str]) -> str:
+        """After the configured latency, the next fault planned for `key` or the reply `content()`; the outcome."""
+        fake = self.server.fake
+        fault = fake._next_fault(key)
+        fake._wait(fake.latency_s)
+        if fault is not None:
+            self._inject(fault)
+            return fault.kind.value
+        self._reply(payload, prompt, content())
+        return "ok"
 
     def _reply(self, payload: Mapping[str, Any], prompt: str, content: str) -> None:
         prompt_tokens, completion_tokens = _tokens(prompt), _tokens(content)
