@@ -5,7 +5,7 @@
 (importing them registers their terms with the registry, which imports none of them).
 """
 
-from grit_exp.rewards import answer_terms, format_terms  # noqa: F401  (importing them registers their terms)
+from grit_exp.rewards import answer_terms, format_terms, tool_use  # noqa: F401  (importing them registers their terms)
 from grit_exp.rewards.registry import (
     REWARD_TERMS,
     TERM_OPTIONS,

@@ -7,7 +7,8 @@
   (``judge_failures``). `binarize: true` maps a score > 0 to 1 (the released trainer did this to the
   summed reward used for advantages; the paper's s_GPT is in {0, 1}). `question: prompt` sends the
   full user text (``ctx.prompts``, suffix included, as released); `question: row` sends
-  ``GritRow.question``.
+  ``GritRow.question``. `which_answer: last` judges the last ``<answer>`` and `max_answer_chars` scores
+  an over-long answer 0 without asking (both as DeepEyes' reward does; defaults keep GRIT's behaviour).
 - `bleu1`: BLEU-1 x `scale` of everything after the first ``<answer>`` (closing tag included, so
   it adds the word "answer" - `stop_at_answer_close: false`, as released) against the ground truth,
   both through `bleu.grit_tokens`; 0 without ``<answer>``.
@@ -39,6 +40,13 @@ def answer_text(text: str) -> str | None:
     return text.split(ANSWER_OPEN, 1)[1].split(ANSWER_CLOSE, 1)[0]
 
 
+def last_answer_text(text: str) -> str | None:
+    """Text between the LAST <answer> and the next </answer> (or the end); None without <answer>."""
+    if ANSWER_OPEN not in text:
+        return None
+    return text.rsplit(ANSWER_OPEN, 1)[1].split(ANSWER_CLOSE, 1)[0]
+
+
 # ------------------------------------------------------------------------------------ judge_accuracy
 
 
@@ -47,6 +55,10 @@ class JudgeAccuracyOptions:
     binarize: bool = True  # score > 0 -> 1.0, else 0.0
     zero_on_box_answers: bool = True  # rows with GritRow.answer_box (OVD) score 0; the judge is not asked
     question: str = field(default="prompt", metadata={"choices": ("prompt", "row")})
+    # which <answer> is judged: the first (GRIT) or the last (DeepEyes' vl_agent.compute_score)
+    which_answer: str = field(default="first", metadata={"choices": ("first", "last")})
+    # an answer (stripped) at least this long scores 0 and is not judged (DeepEyes: 1000); None: no limit
+    max_answer_chars: int | None = None
 
 
 def judge_requests(completions: list[str], rows: list[GritRow], ctx: RewardContext, **options) -> list[Any]:
@@ -62,8 +74,9 @@ def judge_requests(completions: list[str], rows: list[GritRow], ctx: RewardConte
         )
     out: list[Any] = []
     for i, (text, row) in enumerate(zip(completions, rows, strict=True)):
-        prediction = answer_text(text)
-        if prediction is None or (opt.zero_on_box_answers and row.answer_box is not None):
+        prediction = answer_text(text) if opt.which_answer == "first" else last_answer_text(text)
+        too_long = opt.max_answer_chars is not None and prediction is not None and len(prediction.strip()) >= opt.max_answer_chars
+        if prediction is None or too_long or (opt.zero_on_box_answers and row.answer_box is not None):
             out.append(None)
             continue
         question = ctx.prompts[i] if opt.question == "prompt" else row.question  # type: ignore[index]

@@ -13,7 +13,8 @@ This module is light (no torch, no judge import) and imports no term module: eac
 it and registers its terms; the package's `__init__` imports the term modules once, so any import of
 `grit_exp.rewards...` (this module included) sees the dict complete.
 
-Left out: the terms themselves (`format_terms.py`, `answer_terms.py`) and the weighted total (`total.py`).
+Left out: the terms themselves (`format_terms.py`, `answer_terms.py`, `tool_use.py`) and the weighted total
+(`total.py`).
 """
 
 from __future__ import annotations
@@ -43,6 +44,11 @@ class RewardContext:
     # term name -> one JudgeResult (or None: not asked) per completion; filled by compute_rewards so
     # the judge is called once per batch. A judge term called alone asks the judge itself.
     judge_results: dict[str, list[Any]] = field(default_factory=dict)
+    # zoom turns (rollout.zoom.enabled): per completion, its grit_exp.rollout.zoom.calls.ZoomCall records in
+    # turn order ([] when it made none); None when zoom is off (the tool-use terms then score 0)
+    zoom_calls: list[list[Any]] | None = None
+    # rollout.zoom.max_turns (None when zoom is off): `turn_penalty` counts the calls past it
+    zoom_max_turns: int | None = None
 
 
 TermFn = Callable[..., list[float]]

@@ -94,11 +94,20 @@ def _read_config(cfg: Any) -> tuple[dict[str, float], dict[str, dict[str, Any]],
     )
 
 
+NEEDS_TERM = {"tool_bonus": "judge_accuracy"}  # term -> the term whose results it reads
+
+
 def check_reward_config(cfg: Any) -> None:
     """Raise RewardOptionError for an unknown term, a bad weight or a bad ``reward.options.<term>.<key>``."""
     weights, options, _ = _read_config(cfg)
     for term in weights:
         check_term_options(term, options.get(term, {}))
+    for term, needs in NEEDS_TERM.items():
+        if term in weights and needs not in weights:
+            raise RewardOptionError(
+                f"reward.weights.{term} reads the verdicts of reward term {needs!r}: add reward.weights.{needs} "
+                "(weight 0 computes it without adding it to the total)"
+            )
 
 
 def compute_rewards(
@@ -109,7 +118,7 @@ def compute_rewards(
     n = len(completions)
     if len(rows) != n:
         raise ValueError(f"compute_rewards: {n} completions but {len(rows)} rows")
-    for name, values in (("prompts", ctx.prompts), ("token_ids", ctx.token_ids)):
+    for name, values in (("prompts", ctx.prompts), ("token_ids", ctx.token_ids), ("zoom_calls", ctx.zoom_calls)):
         if values is not None and len(values) != n:
             raise ValueError(
                 f"compute_rewards: RewardContext.{name} has {len(values)} entries for {n} completions"
