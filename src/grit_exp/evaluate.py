@@ -3,7 +3,9 @@
 A thin Hydra main: greedy evaluation of a model (`rollout=hf`, the default) or scoring of recorded
 completions (`rollout=replay rollout.path=FILE.jsonl`, no model loaded) on the configured eval sets.
 Writes samples.jsonl, metrics.json, metrics.jsonl, report.html, images/ and run_info.json into the
-Hydra run directory. Several processes: `torchrun --nproc_per_node N -m grit_exp.evaluate ...`.
+Hydra run directory. Several processes: `torchrun --nproc_per_node N -m grit_exp.evaluate ...`, or the
+tasks of a SLURM job step (`srun -n N python -m grit_exp.evaluate ...`: SLURM's variables are mapped to
+torch.distributed's once, as `grit_exp.train` does).
 `preflight` checks the config before Hydra writes anything (the task function validates only the
 jobs preflight did not see here: each job of a sweep); the toolkit's own errors (`GritError`) end
 with one line on stderr, in the run's log, and exit code 2.
@@ -19,6 +21,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from grit_exp.api_keys import install_log_redaction
+from grit_exp.cluster.slurm_env import apply_slurm_env
 from grit_exp.config import validate_eval
 from grit_exp.hydra_app import CONF_DIR
 from grit_exp.preflight import reported_user_errors, validated_before_hydra
@@ -29,6 +32,8 @@ log = logging.getLogger("grit_exp.evaluate")
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="eval")
 def main(cfg: DictConfig) -> None:
     install_log_redaction()
+    # a task of a multi-task SLURM job step: RANK, WORLD_SIZE, MASTER_ADDR... from SLURM_* (as grit_exp.train)
+    apply_slurm_env()
     with reported_user_errors("evaluate"):
         if not validated_before_hydra():
             validate_eval(cfg)
