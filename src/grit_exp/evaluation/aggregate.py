@@ -24,6 +24,8 @@ For each dataset (the rows' `dataset` field, in order of first appearance):
                           reward_sampled_k completions per row sampled at the rollout temperature, over
                           n_sampled rows
   consistency             only when requested (see consistency.py)
+  zoom                    only when the rollout ran with zoom turns: turns, crops, crop IoU, accuracy after
+                          zooming vs without (`zoom_metrics.py`; flat keys eval/<dataset>/zoom/<key>)
 
 Sums run over samples in their global order, so the numbers are the same bits whatever the number
 of processes. A mean over no samples is null, never 0.
@@ -35,6 +37,8 @@ from __future__ import annotations
 
 from collections import Counter
 from typing import Any
+
+from grit_exp.evaluation.zoom_metrics import flat_zoom_metrics, zoom_dataset_metrics
 
 SCALAR_KEYS = (
     "n", "duplicates_removed", "missing_images", "n_scored", "acc", "n_judged", "judge_failures", "no_answer_tag", "giou",
@@ -57,7 +61,7 @@ def dataset_metrics(records: list[dict[str, Any]], duplicates_removed: int = 0) 
     giou, ovd = _present(scored, "giou"), _present(scored, "ovd_precision")
     tokens = [r["completion_tokens"] for r in scored if r["completion_tokens"] is not None]
     terms = list(dict.fromkeys(t for r in scored for t in r["rewards"]))
-    return {
+    out = {
         "n": len(records),
         "duplicates_removed": duplicates_removed,
         "missing_images": sum(1 for r in records if r["image_missing"]),
@@ -78,6 +82,10 @@ def dataset_metrics(records: list[dict[str, Any]], duplicates_removed: int = 0) 
         "reward": _mean([r["reward"] for r in scored if r["reward"] is not None]),
         "rewards": {t: _mean([r["rewards"][t] for r in scored if t in r["rewards"]]) for t in terms},
     }
+    zoom = zoom_dataset_metrics(scored)
+    if zoom is not None:  # zoom off: no key, metrics.json unchanged
+        out["zoom"] = zoom
+    return out
 
 
 def aggregate(records: list[dict[str, Any]], duplicates: Counter | None = None) -> dict[str, dict[str, Any]]:
@@ -102,6 +110,7 @@ def flat_metrics(metrics: dict[str, Any]) -> dict[str, float]:
         for term, value in (values.get("rewards") or {}).items():
             if value is not None:
                 flat[f"eval/{dataset}/reward/{term}"] = value
+        flat.update(flat_zoom_metrics(dataset, values.get("zoom")))
         consistency = values.get("consistency")
         if isinstance(consistency, dict):
             for key in ("mean", "std"):

@@ -4,9 +4,11 @@
    number means, and the run it describes (model, checkpoint, prompt, judge, decoding).
 2. Every failure (missing image, judge failure, no boxes, wrong answer: `samples.failure_kinds`),
    one line each with its image file, linked to its picture when it has one.
+   With zoom turns, a table of the zoom metrics per dataset.
 3. The pictured samples, failures first: the picture (a PNG data URL, so the page stands alone) with
    the model's boxes numbered and a legend inside it, next to the question, ground truth, answer,
-   the reasoning with the same numbers in front of each box, the box list, scores and judge verdict.
+   the reasoning with the same numbers in front of each box, the box list, scores and judge verdict;
+   with zoom turns, each turn's crop inline beside its box drawn on the original.
 4. All metrics and the run metadata, folded.
 
 Every piece of text from data or models is HTML-escaped. Metrics that are not numbers (the
@@ -26,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from grit_exp.evaluation.samples import FAILURE_KINDS, failure_kinds
+from grit_exp.evaluation.zoom_metrics import ZOOM_KEYS
+from grit_exp.evaluation.zoom_pictures import zoom_html
 from grit_exp.grounding.boxes import parse_paper_boxes
 from grit_exp.rewards.answer_terms import answer_text
 
@@ -114,6 +118,19 @@ def all_metrics_table(metrics: dict[str, Any]) -> str:
     return f'<table class="all-metrics"><tr><th>dataset</th>{head}</tr>{"".join(rows)}</table>'
 
 
+def zoom_table(metrics: dict[str, Any]) -> str:
+    """Zoom turns per dataset (metrics.json <dataset>.zoom, zoom_metrics.py); "" when zoom was off."""
+    datasets = [d for d in _datasets(metrics) if metrics[d].get("zoom")]
+    if not datasets:
+        return ""
+    head = "".join(f"<th>{html.escape(k)}</th>" for k in ZOOM_KEYS)
+    rows = "".join(f"<tr><th>{html.escape(d)}</th>" + "".join(f'<td class="num">{_fmt(metrics[d]["zoom"].get(k))}</td>'
+                                                                for k in ZOOM_KEYS) + "</tr>" for d in datasets)
+    return (f'<h2>Zoom turns</h2><table class="zoom"><tr><th>dataset</th>{head}</tr>{rows}</table>'
+            "<p>mean_turns = 1 + crops fed back; crop_iou: union of the crops vs union of the ground-truth boxes; "
+            "acc_zoomed / acc_not_zoomed: accuracy of answers reached after at least one crop / without.</p>")
+
+
 def boxes_html(text: str, spans: Sequence[tuple[int, int]], colors: Sequence[str] = (MODEL_TAG_COLOR,)) -> str:
     """`text` escaped, with a numbered tag (1, 2, ...) in front of each box span, as in the picture."""
     out, last = [], 0
@@ -161,7 +178,7 @@ def completion_block(record: dict[str, Any]) -> str:
             f"<p><b>Answer:</b> {html.escape(answer) if answer is not None else '(no &lt;answer&gt;)'}</p>{box_table}")
 
 
-def _sample_block(record: dict[str, Any], picture: Path | None) -> str:
+def _sample_block(record: dict[str, Any], picture: Path | None, turns: list[Path | None] | None = None) -> str:
     kinds = failure_kinds(record)
     m = record["metrics"]
     scores = ", ".join(f"{k}={_fmt(m.get(k))}" for k in ("acc", "giou", "giou_paper", "ovd_precision", "format", "num_boxes"))
@@ -171,6 +188,7 @@ def _sample_block(record: dict[str, Any], picture: Path | None) -> str:
         f"<p><b>Question:</b> {html.escape(record['question'])}</p>",
         f"<p><b>Ground truth:</b> {html.escape(record['answer'])}</p>",
         completion_block(record),
+        zoom_html(record, turns or [], picture_tag),  # "" without zoom turns
         f"<p><b>Scores:</b> {scores}; <b>reward</b>={_fmt(record['reward'])} ({rewards})</p>",
         f"<p><b>Judge:</b> {_fmt(record['judge_raw'])}" + (" <b>(failed)</b>" if record["judge_failure"] else "") + "</p>",
         f"<p><b>Image:</b> <code>{html.escape(str(record['image']))}</code></p>",
@@ -222,9 +240,12 @@ def run_line(meta: dict[str, Any]) -> str:
 
 
 def write_report(out_dir: Path, metrics: dict[str, Any], pictured: list[tuple[dict[str, Any], Path | None]],
-                 records: Sequence[dict[str, Any]] | None = None) -> Path:
+                 records: Sequence[dict[str, Any]] | None = None,
+                 turn_pictures: dict[int, list[Path | None]] | None = None) -> Path:
     """Write `out_dir/report.html` from the metrics, all sample `records` (for the failure list; the
-    pictured ones when not given) and the pictured (record, picture path) pairs."""
+    pictured ones when not given) and the pictured (record, picture path) pairs; with zoom turns,
+    `turn_pictures` (sample index -> one picture per call) and a zoom table."""
+    turn_pictures = turn_pictures or {}
     meta = metrics.get("_meta", {})
     records = list(records) if records is not None else [r for r, _ in pictured]
     shown = sorted(pictured, key=lambda pair: failure_order(pair[0]))
@@ -238,7 +259,8 @@ def write_report(out_dir: Path, metrics: dict[str, Any], pictured: list[tuple[di
         '<p class="legend">In the pictures: <span style="color:#00c800">ground truth</span>, '
         '<span style="color:#1e5aff">answer box</span>, <span style="color:#e61414">model boxes, numbered as in '
         "the text</span> (the legend is also inside each picture).</p>",
-        *(_sample_block(record, picture) for record, picture in shown),
+        zoom_table(metrics),  # "" without zoom turns
+        *(_sample_block(record, picture, turn_pictures.get(record["index"])) for record, picture in shown),
         "<details><summary>All metrics and run metadata</summary>",
         all_metrics_table(metrics),
         f"<pre>{html.escape(json.dumps(meta, indent=2, sort_keys=True))}</pre></details>",

@@ -45,6 +45,8 @@ from grit_exp.evaluation.items import EvalItem, dedup_items
 from grit_exp.evaluation.pictures import choose_pictured, picture_name, sample_picture
 from grit_exp.evaluation.samples import Completed, MemoJudge, score_samples
 from grit_exp.evaluation.settings import EvalOptions
+from grit_exp.evaluation.zoom_metrics import zoom_max_turns
+from grit_exp.evaluation.zoom_pictures import write_turn_pictures
 
 log = logging.getLogger("grit_exp.evaluate")
 
@@ -137,10 +139,11 @@ def evaluate_items(
     meta: dict[str, Any],
     vision_judge: Any = None,
     per_dataset_extra: Callable[[list[EvalItem]], dict[str, dict[str, float]]] | None = None,
+    zoom_max_turns: int | None = None,
 ) -> EvalResult:
     """Deduplicate, shard, complete, score, gather and (rank 0) write; see the module docstring.
     `per_dataset_extra(unique items)` (every process calls it) adds metrics per dataset, e.g. the
-    sampled reward (`sampled_reward.py`)."""
+    sampled reward (`sampled_reward.py`). `zoom_max_turns`: rollout.zoom.max_turns when zoom turns are on."""
     unique, duplicates = dedup_items(items)
     extra = per_dataset_extra(unique) if per_dataset_extra is not None else {}
     rank, world = collectives.rank(), collectives.world_size()
@@ -153,7 +156,7 @@ def evaluate_items(
     judge_before = judge.stats.as_dict()
     memo = MemoJudge(judge)
     records = score_samples(completed, reward_cfg, memo, judged_answer=options.judged_answer,
-                            untagged_answer=options.untagged_answer)
+                            untagged_answer=options.untagged_answer, zoom_max_turns=zoom_max_turns)
 
     if options.consistency and vision_judge is not None:
         run_consistency(records, vision_judge, options.consistency_repeats, options.seed)
@@ -188,16 +191,18 @@ def evaluate_items(
 
 
 def write_outputs(out_dir: Path, metrics: dict[str, Any], records: list[dict[str, Any]], options: EvalOptions) -> None:
-    """samples.jsonl, pictures, report.html, then metrics.json (its presence means the rest is there)."""
+    """Pictures, samples.jsonl, report.html, then metrics.json (its presence means the rest is there)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    with (out_dir / "samples.jsonl").open("w", encoding="utf-8", newline="\n") as handle:
-        for record in records:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-    pictured = []
+    pictured, turns = [], {}
     for i in choose_pictured(records, options.num_pictures, options.seed):
         path = sample_picture(records[i], out_dir / picture_name(records[i]))
         pictured.append((records[i], path))
-    write_report(out_dir, metrics, pictured, records)
+        if records[i].get("zoom"):  # zoom turns: each crop beside its box on the original; sets calls' crop_file
+            turns[records[i]["index"]] = write_turn_pictures(records[i], out_dir / "images")
+    with (out_dir / "samples.jsonl").open("w", encoding="utf-8", newline="\n") as handle:
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    write_report(out_dir, metrics, pictured, records, turn_pictures=turns)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
@@ -240,9 +245,11 @@ def model_completer(adapter: Any, model: Any, rollout_cfg: Any, prompt_cfg: Any)
             result = rollout.generate(model, [it.row for _, it in present], [texts[i] for i, _ in present],
                                       num_generations=1, greedy=True)
             lengths = result.num_completion_tokens
+            zoom_calls = getattr(result, "zoom_calls", None)  # Rollout.zoom_calls (#20): None when zoom is off
             for k, (i, item) in enumerate(present):
                 ids = result.completion_ids[k][result.completion_mask[k].bool()].tolist()
-                by_index[i] = Completed(i, item, texts[i], result.texts[k], result.prompt.geometries[k], int(lengths[k]), ids)
+                by_index[i] = Completed(i, item, texts[i], result.texts[k], result.prompt.geometries[k], int(lengths[k]), ids,
+                                        zoom_calls=zoom_calls[k] if zoom_calls is not None else None)
         for i, item in batch:
             if i not in by_index:
                 by_index[i] = Completed(i, item, texts[i], None, None, None, None,
@@ -306,6 +313,7 @@ def evaluate_model(
         meta=meta,
         vision_judge=_vision_judge(cfg, options),
         per_dataset_extra=sampled,
+        zoom_max_turns=zoom_max_turns(cfg.rollout),
     )
 
 

@@ -39,6 +39,7 @@ def sampled_reward(
     """{dataset: {"reward_sampled": mean over K samples x rows, "reward_sampled_k": K, "n_sampled": rows}}
     over `unique` (deduplicated, in global order); rows whose image is missing are left out. Every
     process must call it with the same items; all get the result."""
+    from grit_exp.evaluation.zoom_metrics import zoom_max_turns
     from grit_exp.rewards import RewardContext, compute_rewards
     from grit_exp.rollout.hf import HFRollout
 
@@ -56,7 +57,8 @@ def sampled_reward(
         result = rollout.generate(model, rows, texts, num_generations=k, completion_seeds=seeds)
         token_ids = [ids[mask.bool()].tolist() for ids, mask in zip(result.completion_ids, result.completion_mask, strict=True)]
         ctx = RewardContext(prompts=result.prompt.user_texts, token_ids=token_ids, judge=judge,
-                            counting_datasets=list(cfg.reward.counting_datasets))
+                            counting_datasets=list(cfg.reward.counting_datasets),
+                            zoom_calls=getattr(result, "zoom_calls", None), zoom_max_turns=zoom_max_turns(cfg.rollout))
         totals = compute_rewards(cfg.reward, result.texts, result.rows, ctx).total
         for n, i in enumerate(indices):
             local.append((i, unique[i].row.dataset, totals[n * k : (n + 1) * k]))

@@ -9,7 +9,8 @@ their records, holding:
   `original` (exact mapping) and `original_paper` (the authors' convention) pixels;
 - `metrics`: giou, giou_paper, ovd_precision, ovd_precision_paper, format, num_boxes, acc;
 - `rewards` ({term: value} of the configured preset) and `reward` (their weighted total);
-- the judge's raw output, `judge_failure`, and `errors`.
+- the judge's raw output, `judge_failure`, and `errors`;
+- with zoom turns only, `zoom`: each turn's call, crop and crop IoU (`zoom_metrics.zoom_record`).
 
 ACC, as the authors scored it: the prompt says what is judged (`prompt.judged_answer`). `tagged`
 (every prompt but the direct query): the text between `<answer>` and `</answer>`; a completion
@@ -40,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from grit_exp.evaluation.items import EvalItem
+from grit_exp.evaluation.zoom_metrics import zoom_record
 from grit_exp.grounding.boxes import parse_boxes, parse_paper_boxes
 from grit_exp.grounding.frames import ImageGeometry
 from grit_exp.grounding.scoring import grounding_scores
@@ -63,6 +65,8 @@ class Completed:
     completion_tokens: int | None
     token_ids: list[int] | None = None
     errors: list[str] = field(default_factory=list)
+    # zoom turns (rollout.zoom.enabled): the completion's ZoomCall records ([] without calls); None: zoom off
+    zoom_calls: list[Any] | None = None
 
 
 class MemoJudge:
@@ -205,10 +209,12 @@ def base_record(c: Completed) -> dict[str, Any]:
 
 def score_samples(
     completed: list[Completed], reward_cfg: Any, judge: Any, *, judged_answer: str = "tagged",
-    untagged_answer: str = "zero",
+    untagged_answer: str = "zero", zoom_max_turns: int | None = None,
 ) -> list[dict[str, Any]]:
     """Records of `completed` (in the same order): grounding, ACC, rewards. One judge round-trip.
-    `judged_answer` (the prompt's) and `untagged_answer` (eval's) decide what the judge scores (module docstring)."""
+    `judged_answer` (the prompt's) and `untagged_answer` (eval's) decide what the judge scores (module docstring).
+    With zoom turns (`Completed.zoom_calls`) each record gets a ``zoom`` entry (`zoom_metrics.zoom_record`) and
+    the reward's tool-use terms see the calls and `zoom_max_turns`."""
     if judged_answer not in JUDGED_ANSWERS or untagged_answer not in UNTAGGED_ANSWERS:
         raise ValueError(f"judged_answer={judged_answer!r} / untagged_answer={untagged_answer!r}: valid are "
                          f"{JUDGED_ANSWERS} / {UNTAGGED_ANSWERS}")
@@ -235,6 +241,8 @@ def score_samples(
             num_boxes=grounding.num_pred_boxes,
         )
         record["answer_tag"] = answer_text(c.completion) is not None
+        if c.zoom_calls is not None:
+            record["zoom"] = zoom_record(c.zoom_calls, c.item.row)
         request, judged = asks[i]
         if judged == NOT_JUDGED_UNTAGGED:
             record["judged_text"] = judged
@@ -254,11 +262,14 @@ def score_samples(
         texts = [completed[i].completion for i in scored]
         rows = [completed[i].item.row for i in scored]
         token_ids = [completed[i].token_ids for i in scored]
+        zoom_calls = [completed[i].zoom_calls for i in scored]
         ctx = RewardContext(
             prompts=[completed[i].user_text for i in scored],
             token_ids=token_ids if all(t is not None for t in token_ids) else None,  # type: ignore[arg-type]
             judge=memo,
             counting_datasets=list(reward_cfg.counting_datasets),
+            zoom_calls=zoom_calls if all(z is not None for z in zoom_calls) else None,  # type: ignore[arg-type]
+            zoom_max_turns=zoom_max_turns,
         )
         breakdown = compute_rewards(reward_cfg, texts, rows, ctx)  # type: ignore[arg-type]
         for k, i in enumerate(scored):
