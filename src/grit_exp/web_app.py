@@ -14,6 +14,9 @@ Gradio is an optional extra (`pip install -e '.[web]'`); without it the command 
 line. Gradio does the serving (HTTP, uploads, queue); this module only lays out the page. Nothing is
 sent anywhere: analytics are off and there is no share link.
 
+With zoom turns (rollout.zoom.enabled=true) the page also shows each turn: the crop the model asked for,
+beside its box drawn on the original (`zoom_turns_html`; the answer's `zoom_calls`, one list).
+
 Left out: judging answers (there is no ground truth), several images at once (use evaluate).
 """
 
@@ -50,6 +53,35 @@ def import_gradio() -> Any:
     return gradio
 
 
+def zoom_turns_html(image_path: str, calls: list[Any] | None) -> str:
+    """The answer's zoom turns, each crop inline beside its box on the original; "" when zoom is off."""
+    if calls is None:
+        return ""
+    import base64
+    import io
+
+    from PIL import Image
+
+    from grit_exp.evaluation.zoom_pictures import turn_image, zoom_html
+
+    with Image.open(image_path) as image:
+        size = image.size
+    pictures: dict[str, str] = {}
+    for call in calls:
+        if call.ok:
+            buffer = io.BytesIO()
+            turn_image(image_path, size, list(call.crop_box), []).save(buffer, format="PNG")
+            pictures[f"turn {call.turn}"] = base64.b64encode(buffer.getvalue()).decode()
+    record = {"zoom": {"num_crops": len(pictures), "calls": [
+        {"turn": c.turn, "trigger_text": c.trigger_text, "ok": c.ok, "crop_box": list(c.crop_box) if c.ok else None,
+         "error": c.error} for c in calls]}}
+
+    def tag(_: Any, alt: str) -> str:
+        return f'<img src="data:image/png;base64,{pictures[alt]}" alt="{alt}" style="max-width:100%">'
+
+    return zoom_html(record, [Path(f"turn {c.turn}") if c.ok else None for c in calls], tag)
+
+
 def build_page(answerer: Any) -> Any:
     """The Gradio Blocks of the web app around a loaded `GroundedAnswerer`."""
     gr = import_gradio()
@@ -63,7 +95,8 @@ def build_page(answerer: Any) -> Any:
         answer = result.answer if result.answer is not None else "(the model wrote no <answer>)"
         summary = f"{len(result.boxes)} box(es), numbered 1..{len(result.boxes)} in the text and the picture" \
             if result.boxes else "no boxes in the reasoning"
-        return picture(image_path, result), answer, f"<p>{summary}</p>{reasoning_html(result)}"
+        turns = zoom_turns_html(image_path, getattr(result, "zoom_calls", None))  # GroundedAnswer.zoom_calls (#20)
+        return picture(image_path, result), answer, f"<p>{summary}</p>{reasoning_html(result)}{turns}"
 
     cfg = answerer.cfg
     with gr.Blocks(title="grit-exp: grounded reasoning", analytics_enabled=False) as page:
