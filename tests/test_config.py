@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
@@ -16,14 +15,14 @@ from omegaconf.errors import ConfigKeyError, ValidationError
 from grit_exp.config import validate_train
 from grit_exp.errors import ConfigError
 from grit_exp.hydra_app import CONF_DIR
+from tests.helpers.configs import compose_config
 
 GROUPS = ["model", "dataset", "prompt", "reward", "judge", "rollout", "algorithm", "cluster", "logger"]
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def compose_train(overrides: list[str]):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="train", overrides=overrides)
+    return compose_config("train", *overrides)
 
 
 # conf/experiment/ holds training recipes only; evaluation experiments (conf/eval_experiment/) are composed

@@ -6,12 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from grit_exp.config import validate_train
 from grit_exp.errors import ConfigError
 from grit_exp.hydra_app import CONF_DIR
+from tests.helpers.configs import compose_config
 
 # The tiny models are the groups with demo values (conf/demo/train_<group>.yaml); every other group, the
 # real-width rehearsal model (built offline, real sizes) included, trains with a real run's values.
@@ -32,8 +32,7 @@ PAPER_ROLLOUT = dict(temperature=0.9, top_k=50, top_p=1.0, max_new_tokens=1000, 
 
 
 def compose_entry(name: str, overrides: list[str]):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name=name, overrides=overrides)
+    return compose_config(name, *overrides)
 
 
 def test_the_model_groups_are_sorted_into_real_and_tiny():

@@ -8,14 +8,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from PIL import Image
 
 from grit_exp.errors import ConfigError
 from grit_exp.grounded_answer import BOX_COLORS, boxes_in_original
 from grit_exp.grounding.frames import ImageGeometry
-from grit_exp.hydra_app import CONF_DIR
 from grit_exp.infer import check_inputs, format_result, run_inference
+from tests.helpers.configs import compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,18 +53,15 @@ def _image(tmp_path: Path) -> Path:
 
 
 def test_missing_image_is_named(tmp_path):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="app", overrides=[f"image={tmp_path}/nope.jpg", "question=Why?"])
+    cfg = compose_config("app", f"image={tmp_path}/nope.jpg", "question=Why?")
     with pytest.raises(ConfigError, match=r"image='.*nope\.jpg': no such file"):
         check_inputs(cfg)
 
 
 def test_inference_on_the_tiny_model_prints_what_it_saves(tmp_path, tiny_model_paths, capsys):
     image = _image(tmp_path)
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="app", overrides=[
-            f"image={image}", "question=How many green squares are there?", "rollout.max_new_tokens=12",
-            f"out={tmp_path}/pictures/boxes.png", "device=cpu"])
+    cfg = compose_config("app", f"image={image}", "question=How many green squares are there?", "rollout.max_new_tokens=12",
+                         f"out={tmp_path}/pictures/boxes.png", "device=cpu")
     record = run_inference(cfg, tmp_path / "run")
     printed = capsys.readouterr().out
     saved = json.loads((tmp_path / "run" / "inference.json").read_text())

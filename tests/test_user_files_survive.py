@@ -14,22 +14,20 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from PIL import Image
 
 from grit_exp.data.synthetic import SyntheticParams, generate_synthetic
 from grit_exp.errors import ConfigError, DataError, JudgeConfigError
-from grit_exp.hydra_app import CONF_DIR
 from grit_exp.infer import Request, check_inputs
 from grit_exp.judge.cache import JudgeCache
+from tests.helpers.configs import compose_config
 
 
 def test_infer_out_never_overwrites_a_file(tmp_path) -> None:
     photo = tmp_path / "photo.png"
     Image.new("RGB", (40, 30), (1, 2, 3)).save(photo)
     before = photo.read_bytes()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="app", overrides=[f"out={photo}"])
+    cfg = compose_config("app", f"out={photo}")
     with pytest.raises(ConfigError, match=r"out=.*photo\.png.*never overwrites a file it did not write"):
         check_inputs(cfg, Request(image=str(photo), question="What is it?"))
     assert photo.read_bytes() == before

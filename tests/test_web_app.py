@@ -21,13 +21,12 @@ from io import BytesIO
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from PIL import Image
 
 import grit_exp.web_app  # noqa: F401  (the page's module imports without Gradio)
 from grit_exp.grounded_answer import BOX_COLORS, GroundedAnswer, picture, reasoning_html
 from grit_exp.grounding.frames import ImageGeometry
-from grit_exp.hydra_app import CONF_DIR
+from tests.helpers.configs import compose_config
 from tests.helpers.html_dom import parse
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,8 +35,7 @@ COMPLETION = '<think> {"bbox_2d": [10, 10, 50, 40]} {"bbox_2d": [60, 20, 55, 30]
 
 
 def test_app_config_composes_for_the_web_app():
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="app", overrides=["server.port=0", "model.path=/ckpt"])
+    cfg = compose_config("app", "server.port=0", "model.path=/ckpt")
     assert (cfg.server.host, cfg.server.port, cfg.model.path, cfg.prompt.name) == ("127.0.0.1", 0, "/ckpt", "grit")
     assert cfg.out is None and cfg.rollout.max_new_tokens == 1000  # image / question: infer's, left ???
 

@@ -7,16 +7,14 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from grit_exp.config import validate_train
-from grit_exp.hydra_app import CONF_DIR
+from tests.helpers.configs import compose_config
 
 
 def compose_train(overrides: list[str], hydra: bool = False):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="train", overrides=overrides, return_hydra_config=hydra)
+    return compose_config("train", *overrides, hydra=hydra)
 
 
 @pytest.mark.parametrize("selects", [["cluster=slurm"], ["hydra/launcher=submitit_slurm", "cluster=slurm"]])

@@ -4,16 +4,14 @@
 from __future__ import annotations
 
 import pytest
-from hydra import compose, initialize_config_dir
 
 from grit_exp.data.reader import load_dataset_splits
 from grit_exp.errors import DataError
-from grit_exp.hydra_app import CONF_DIR
+from tests.helpers.configs import compose_config
 
 
 def dataset_cfg(*overrides: str):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="train", overrides=list(overrides)).dataset
+    return compose_config("train", *overrides).dataset
 
 
 def test_budget_above_the_generated_set_generates_more_rows(grit_cache):

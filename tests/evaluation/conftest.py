@@ -7,17 +7,15 @@ from pathlib import Path
 
 import pytest
 from eval_replay_fixture import write_fixture
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from grit_exp.hydra_app import CONF_DIR
+from tests.helpers.configs import compose_config
 
 
 @pytest.fixture
 def compose_eval(grit_cache) -> Callable[..., DictConfig]:
     def make(*overrides: str) -> DictConfig:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            return compose(config_name="eval", overrides=list(overrides))
+        return compose_config("eval", *overrides)
 
     return make
 

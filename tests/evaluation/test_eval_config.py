@@ -12,6 +12,7 @@ from grit_exp.config import validate_eval
 from grit_exp.errors import ConfigError
 from grit_exp.evaluation.settings import EvalOptions
 from grit_exp.hydra_app import CONF_DIR
+from tests.helpers.configs import compose_config
 
 ROOT = Path(__file__).resolve().parents[2]
 # the groups whose options change what an evaluation does (all groups compose in tests/test_config.py)
@@ -41,12 +42,9 @@ def test_defaults_are_the_offline_demo(compose_eval):
 
 
 def test_options_from_a_training_config_read_the_same_eval_node(compose_eval):
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        train_cfg = compose(config_name="train", overrides=["seed=4"])
-        assert EvalOptions.from_config(train_cfg).batch_size == 32  # conf/train.yaml's
-        train_cfg = compose(config_name="train", overrides=["eval.batch_size=5", "seed=4"])
+    train_cfg = compose_config("train", "seed=4")
+    assert EvalOptions.from_config(train_cfg).batch_size == 32  # conf/train.yaml's
+    train_cfg = compose_config("train", "eval.batch_size=5", "seed=4")
     # the demo's eval.sampled_k=4 (conf/demo/cpu_train.yaml) comes along
     assert EvalOptions.from_config(train_cfg) == EvalOptions(batch_size=5, seed=4, sampled_k=4)
 

@@ -9,10 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from PIL import Image
 
-from grit_exp.hydra_app import CONF_DIR
+from tests.helpers.configs import compose_config
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL_DATA = ["dataset.synthetic.num_train=48", "dataset.synthetic.num_val=8"]  # the training tests' set (cached)
@@ -72,9 +71,8 @@ def test_training_loop_call_writes_eval_step_dir(tmp_path, grit_cache, tiny_mode
     from grit_exp.judge import build_judge
     from grit_exp.models import build_adapter
 
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[*SMALL_DATA, "dataset.eval_num_samples=4",
-                                                       "rollout.max_new_tokens=6", "eval.batch_size=2"])
+    cfg = compose_config("train", *SMALL_DATA, "dataset.eval_num_samples=4", "rollout.max_new_tokens=6",
+                         "eval.batch_size=2")
     _, eval_sets = load_dataset_splits(cfg.dataset, cfg.seed)
     adapter = build_adapter(cfg.model)
     model = adapter.load_model("cpu")

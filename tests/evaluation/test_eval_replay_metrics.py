@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 from eval_replay_fixture import LINES, expected_means, replay_overrides, write_fixture
-from hydra import compose, initialize_config_dir
 
 from grit_exp.evaluation.runner import run_evaluation
-from grit_exp.hydra_app import CONF_DIR
+from tests.helpers.configs import compose_config
 
 ROOT = Path(__file__).resolve().parents[2]
 DATASETS = ["vsr", "tallyqa", "gqa", "ovd_q", "ovd_i", "mme_count"]
@@ -23,8 +22,7 @@ def evaluated(grit_cache, tmp_path_factory):
     """One replay evaluation of the fixture, shared by the tests of this module (they only read it)."""
     folder = tmp_path_factory.mktemp("replay_metrics")
     replay = write_fixture(folder / "replay")
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="eval", overrides=replay_overrides(replay))
+    cfg = compose_config("eval", *replay_overrides(replay))
     result = run_evaluation(cfg, folder / "run")
     return result, folder / "run"
 
@@ -108,12 +106,10 @@ def test_replay_never_imports_a_model_library(replay_file, tmp_path, grit_cache)
 import sys
 sys.path.insert(0, {str(Path(__file__).parent)!r})
 from pathlib import Path
-from hydra import compose, initialize_config_dir
 from eval_replay_fixture import replay_overrides
-from grit_exp.hydra_app import CONF_DIR
+from tests.helpers.configs import compose_config
 from grit_exp.evaluation.runner import run_evaluation
-with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-    cfg = compose("eval", replay_overrides(Path({str(replay_file)!r})))
+cfg = compose_config("eval", *replay_overrides(Path({str(replay_file)!r})))
 result = run_evaluation(cfg, Path({str(tmp_path / 'run')!r}))
 assert result.metrics["vsr"]["n"] == 10
 bad = sorted(m for m in sys.modules if m.split(".")[0] in ("transformers", "grit_exp.models"))

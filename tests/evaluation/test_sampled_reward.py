@@ -6,18 +6,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from hydra import compose, initialize_config_dir
 
 from grit_exp.errors import ConfigError
-from grit_exp.hydra_app import CONF_DIR
+from tests.helpers.configs import compose_config
 
 SMALL_DATA = ["dataset.synthetic.num_train=48", "dataset.synthetic.num_val=8"]  # the training tests' set (cached)
 
 
 def compose_train(*overrides: str):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="train", overrides=[*SMALL_DATA, "dataset.eval_num_samples=4",
-                                                       "rollout.max_new_tokens=5", *overrides])
+    return compose_config("train", *SMALL_DATA, "dataset.eval_num_samples=4", "rollout.max_new_tokens=5", *overrides)
 
 
 def test_sampled_reward_is_logged_reproducible_and_follows_the_temperature(tmp_path, grit_cache, tiny_model_paths):

@@ -14,12 +14,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from PIL import Image
 
 from grit_exp.evaluation.runner import run_evaluation
-from grit_exp.hydra_app import CONF_DIR
+from tests.helpers.configs import compose_config
 
 SIZE = (56, 28)  # Qwen grid [1, 2, 4] -> input 56 x 28: model boxes are original pixels
 GT = [2, 2, 20, 14]
@@ -58,10 +57,9 @@ def evaluate_rows(folder: Path, rows: list[dict[str, Any]], *overrides: str) -> 
     Image.new("RGB", SIZE, (200, 200, 200)).save(folder / "img.png")
     replay = folder / "replay.jsonl"
     replay.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="eval", overrides=[
-            "rollout=replay", f"rollout.path={replay}", "model.path=/nonexistent/model", "model.tiny_builder=null",
-            "model.min_pixels=3136", "model.max_pixels=12544", *overrides])
+    cfg = compose_config(
+        "eval", "rollout=replay", f"rollout.path={replay}", "model.path=/nonexistent/model", "model.tiny_builder=null",
+        "model.min_pixels=3136", "model.max_pixels=12544", *overrides)
     run = folder / "run"
     (run / ".hydra").mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, run / ".hydra" / "config.yaml")  # what Hydra's main saves (the report reads it)

@@ -8,18 +8,12 @@ from __future__ import annotations
 import sys
 
 import pytest
-from hydra import compose, initialize_config_dir
 
 from grit_exp.config import validate_groups, validate_train
 from grit_exp.errors import ConfigError
-from grit_exp.hydra_app import CONF_DIR
 from grit_exp.rollout.factory import build_rollout
 from grit_exp.rollout.hf import HFRollout
-
-
-def compose_config(name: str, *overrides: str):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name=name, overrides=list(overrides))
+from tests.helpers.configs import compose_config
 
 
 def test_training_takes_rollout_vllm_with_the_hf_sampling_settings():

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from safetensors.torch import load_file
 from spread_term import TERM, register, unregister
 
@@ -22,6 +21,7 @@ from grit_exp.errors import ConfigError
 from grit_exp.hydra_app import CONF_DIR
 from grit_exp.training.run import run_training
 from grit_exp.training.sampler import PromptSampler
+from tests.helpers.configs import compose_config
 from tests.helpers.torchrun import launch
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,8 +47,7 @@ def spread_term():
 
 
 def compose_cfg(*overrides: str, weight: float = 1.0, dataset: str = "synth_count"):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[*RUN, *overrides])
+    cfg = compose_config("train", *RUN, *overrides)
     cfg.reward.weights = {TERM: weight}
     cfg.reward.options = {TERM: {"dataset": dataset}}
     validate_train(cfg)
@@ -175,8 +174,7 @@ def test_dynamic_sampling_settings_are_checked(grit_cache, spread_term):
     for experiment in sorted((CONF_DIR / "experiment").glob("*.yaml")):
         if experiment.stem.startswith("table1_"):  # evaluation experiments (conf/eval.yaml): no training
             continue
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = compose(config_name="train", overrides=[f"experiment={experiment.stem}"])
+        cfg = compose_config("train", f"experiment={experiment.stem}")
         assert cfg.algorithm.dynamic_sampling.enabled is False, experiment.name  # the paper did not filter
 
 

@@ -10,14 +10,13 @@ import os
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from safetensors.torch import load_file
 
 from grit_exp.cluster.engine import REPO_ROOT, deepspeed_config, resolve_mixed_precision
 from grit_exp.config import validate_train
 from grit_exp.errors import ConfigError
-from grit_exp.hydra_app import CONF_DIR
 from grit_exp.training.run import build_scheduler, run_training
+from tests.helpers.configs import compose_config
 
 SMALL = ["dataset.synthetic.num_train=8", "dataset.synthetic.num_val=2", "trainer.prompts_per_step=2",
          "trainer.micro_batch_size=2", "trainer.warm_start_sft_steps=0", "trainer.eval_on_start=false",
@@ -25,8 +24,7 @@ SMALL = ["dataset.synthetic.num_train=8", "dataset.synthetic.num_val=2", "traine
 
 
 def compose_train(*overrides: str):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="train", overrides=list(overrides))
+    return compose_config("train", *overrides)
 
 
 @pytest.mark.parametrize("cluster,engine,stage", [("local", "ddp", None), ("ddp", "ddp", None),

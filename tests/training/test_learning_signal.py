@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 
 from grit_exp.algorithm.grpo import grpo_step
 from grit_exp.algorithm.step_modules import StepModules
@@ -14,12 +13,12 @@ from grit_exp.cluster.engine import TrainingEngine
 from grit_exp.config import validate_train
 from grit_exp.data.prompts import build_user_text
 from grit_exp.data.reader import load_dataset_splits
-from grit_exp.hydra_app import CONF_DIR
 from grit_exp.judge import build_judge
 from grit_exp.models import build_adapter
 from grit_exp.rewards import REWARD_TERMS, TERM_OPTIONS, reward_term
 from grit_exp.rollout.hf import HFRollout
 from grit_exp.training.run import build_scheduler, run_training
+from tests.helpers.configs import compose_config
 
 
 @dataclass
@@ -42,8 +41,7 @@ def even_ids_term():
 
 
 def compose_cfg(*overrides: str):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="train", overrides=list(overrides))
+    return compose_config("train", *overrides)
 
 
 def test_a_reward_for_even_token_ids_raises_their_probability(even_ids_term, grit_cache, tiny_model_paths):

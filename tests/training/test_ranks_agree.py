@@ -14,13 +14,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from hydra import compose, initialize_config_dir
 from safetensors.torch import load_file
 from test_dynamic_sampling import RUN, assert_trains_like_one, torchrun
 
 from grit_exp.data.reader import load_dataset_splits
-from grit_exp.hydra_app import CONF_DIR
 from grit_exp.training.sampler import PromptSampler
+from tests.helpers.configs import compose_config
 from tests.helpers.torchrun import launch
 
 TIMEOUT_S = 15  # cluster.timeout_s: every collective of these runs waits at most this long
@@ -28,8 +27,7 @@ TIMEOUT_S = 15  # cluster.timeout_s: every collective of these runs waits at mos
 
 def first_step_rows(rank: int, processes: int = 2) -> list[tuple]:
     """The keys of the prompts that `rank` draws at step 1 (the sampler's first draw, split by rank)."""
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=RUN)
+    cfg = compose_config("train", *RUN)
     rows, _ = load_dataset_splits(cfg.dataset, cfg.seed)
     indices = PromptSampler(len(rows), cfg.seed).next_indices(cfg.trainer.prompts_per_step)
     per = cfg.trainer.prompts_per_step // processes

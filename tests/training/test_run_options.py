@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from hydra import compose, initialize_config_dir
 
 from grit_exp.config import validate_train
-from grit_exp.hydra_app import CONF_DIR
 from grit_exp.training.run import run_training
+from tests.helpers.configs import compose_config
 
 SMALL = ["dataset.synthetic.num_train=8", "dataset.synthetic.num_val=2", "trainer.prompts_per_step=2",
          "trainer.micro_batch_size=8", "trainer.warm_start_sft_steps=0", "trainer.eval_on_start=false",
@@ -18,8 +17,7 @@ SMALL = ["dataset.synthetic.num_train=8", "dataset.synthetic.num_val=2", "traine
 
 
 def compose_cfg(*overrides: str):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[*SMALL, *overrides])
+    cfg = compose_config("train", *SMALL, *overrides)
     validate_train(cfg)
     return cfg
 
