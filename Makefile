@@ -13,7 +13,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # DeepSpeed (a dev dependency) installs from its sdist without prebuilding CUDA ops; CPU ops JIT-build on first use.
 export DS_BUILD_OPS := 0
 
-.PHONY: install install-browser test test-slow test-all rehearsal train bench lint clean slurm-up slurm-down vllm-env test-vllm
+.PHONY: install install-browser test test-slow test-all rehearsal train bench lint clean slurm-up slurm-down vllm-env test-vllm gpu-check gpu-wheels
 
 install: $(STAMP)
 
@@ -89,6 +89,18 @@ test-vllm: vllm-env
 	$(VLLM_PY) -c 'from vllm import LLM, SamplingParams'
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(VLLM_PY) -m pytest -q -p no:cacheprovider \
 		tests/rollout/test_vllm_rollout.py tests/training/test_vllm_train.py
+
+# One GPU, one command (launchers/gpu_check.py): the paper's recipe on a random real-size Qwen2.5-VL-3B
+# (3 GRPO steps, an evaluation, a checkpoint save and resume, then rollout=vllm where vLLM imports); writes
+# outputs/gpu_check/<time>/gpu_check.json. It runs with the GPU machine's own Python (torch, transformers,
+# accelerate, peft there) and installs what is missing from .gpu-wheels/ without network: run `make
+# gpu-wheels` first where there is network. On CPU: `make gpu-check PYTHON=.venv/bin/python ARGS=--dry-run`.
+gpu-check:
+	$(PYTHON) launchers/gpu_check.py $(ARGS)
+
+# The wheels gpu-check installs (CPython 3.12, manylinux x86_64; sdists such as deepspeed built here), < 64 MiB
+gpu-wheels: install
+	$(PY) launchers/gpu_wheels.py
 
 # A real single-node SLURM on localhost (installs Debian's slurm + munge if missing; root). State in
 # $GRIT_SLURM_DIR (default /tmp/grit-slurm). The last line is `export SLURM_CONF=...`:

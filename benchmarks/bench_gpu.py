@@ -7,15 +7,17 @@ random weights: nothing is downloaded. The processor and tokenizer are the offli
 completions up to 1000 tokens (a random model rarely stops: nearly all run to 1000, the worst
 case), micro-batches of 4, bf16 compute over fp32 masters, DeepSpeed ZeRO-2 through
 `TrainingEngine` (cluster=node8), sdpa attention, beta 0.01 with a reference model. Reports seconds
-per step, generated tokens per second per GPU (EasyR1 publishes ~1,800 for 3B on H100), peak GPU
-memory and the update's model FLOPs utilisation (MFU: forward 2 x LLM parameters per token plus
-causal attention and the LM head over completion positions, backward twice that, the reference one
-forward; over the update's seconds and the GPU's dense bf16 peak). One warm-up step, then timed steps;
-about 3-4 minutes on one H100/H200.
+per step, generated tokens per second of the rollout per GPU, tokens per second per GPU as EasyR1
+counts them (prompt + response tokens, image tokens included, over the step's seconds; EasyR1
+publishes ~1,800 for 3B on H100), peak GPU memory and the update's model FLOPs utilisation (MFU:
+`gpu_figures.update_flops`, the prompt and its image once per group and micro-batch as the
+shared-prompt pass runs them, the vision tower included; over the update's seconds and the GPU's
+dense bf16 peak). One warm-up step, then timed steps; about 3-4 minutes on one H100/H200.
 
 Run (GPU): `python benchmarks/bench_gpu.py`; on CPU `--tiny` runs the same path with a tiny config
 (what tests/benchmarks/test_bench_gpu.py checks). Results in results/gpu.json (tiny: gpu_tiny.json).
-Left out: several GPUs (the same code under torchrun), vLLM, flash-attention (the gpu extra).
+Left out: several GPUs (the same code under torchrun), vLLM, flash-attention (the gpu extra), the
+evaluation and checkpoints (`launchers/gpu_check.py`, `make gpu-check`, runs those stages too).
 """
 
 from __future__ import annotations
@@ -32,28 +34,23 @@ from typing import Any
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).parent))
+from gpu_figures import CompletionSize, easyr1_tokens, peak_tflops, rollout_sequences, update_flops  # noqa: E402, F401
+
+from grit_exp.models.real_width import QWEN2_5_VL_3B_TEXT, QWEN2_5_VL_3B_VISION  # noqa: E402
+
 log = logging.getLogger("bench")
 RESULTS = Path(__file__).parent / "results"
 
-# Qwen2.5-VL-3B-Instruct's config.json, in transformers 5 terms (no download needed)
-TEXT_3B: dict[str, Any] = dict(
-    vocab_size=151936, hidden_size=2048, intermediate_size=11008, num_hidden_layers=36, num_attention_heads=16,
-    num_key_value_heads=2, max_position_embeddings=128000, rms_norm_eps=1e-6, hidden_act="silu",
-    tie_word_embeddings=True, attention_dropout=0.0, use_sliding_window=False, sliding_window=32768,
-    max_window_layers=70, rope_parameters={"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [16, 24, 24]},
-)
-VISION_3B: dict[str, Any] = dict(
-    depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, in_channels=3, out_hidden_size=2048,
-    patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=112, fullatt_block_indexes=[7, 15, 23, 31],
-    hidden_act="silu", tokens_per_second=2,
-)
+# Qwen2.5-VL-3B-Instruct's config.json (grit_exp.models.real_width holds the published values)
+TEXT_3B: dict[str, Any] = dict(QWEN2_5_VL_3B_TEXT)
+VISION_3B: dict[str, Any] = dict(QWEN2_5_VL_3B_VISION)
 # --tiny: the same structure at CPU-test size (head_dim 16: mrope_section sums to 8)
 TEXT_TINY: dict[str, Any] = {**TEXT_3B, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
                              "num_attention_heads": 4, "num_key_value_heads": 2,
                              "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [2, 3, 3]}}
 VISION_TINY: dict[str, Any] = {**VISION_3B, "depth": 2, "hidden_size": 64, "intermediate_size": 128, "num_heads": 4,
                                "out_hidden_size": 64, "fullatt_block_indexes": [1], "window_size": 56}
-DENSE_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10G": 125.0}
 
 
 def build_policy(tokenizer: Any, tiny: bool, device: torch.device) -> torch.nn.Module:
@@ -73,31 +70,6 @@ def build_policy(tokenizer: Any, tiny: bool, device: torch.device) -> torch.nn.M
     model.generation_config.eos_token_id = ids["eos_token_id"]
     model.generation_config.pad_token_id = ids["pad_token_id"]
     return model
-
-
-def update_flops(model: torch.nn.Module, sequences: list[tuple[int, int]]) -> float:
-    """Model FLOPs of one update over (prompt, completion) lengths: policy forward + backward (3x forward)
-    and the reference forward (1x)."""
-    text = model.config.text_config
-    embedding = model.get_input_embeddings().weight.numel()
-    llm = sum(p.numel() for p in model.model.language_model.parameters()) - embedding  # tied head counted below
-    width = text.num_attention_heads * (text.hidden_size // text.num_attention_heads)
-    forward = 0.0
-    for prompt, completion in sequences:
-        length = prompt + completion
-        forward += 2 * llm * length  # matmuls of every layer at every position
-        forward += 2 * text.num_hidden_layers * width * length * length  # causal QK^T and AV (half of 4 L d S^2)
-        forward += 2 * embedding * (completion + 1)  # the LM head over completion positions only
-    return 4 * forward
-
-
-def peak_tflops(device: torch.device, given: float | None) -> float | None:
-    if given:
-        return given
-    if device.type != "cuda":
-        return None
-    name = torch.cuda.get_device_name(device)
-    return next((value for key, value in DENSE_BF16_TFLOPS.items() if key in name), None)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -141,13 +113,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     bare = policy
     policy, optimizer = engine.prepare(policy, optimizer)
     rollout = HFRollout(adapter, cfg.rollout)
-    lengths: list[list[tuple[int, int]]] = []
+    lengths: list = []
     generate = rollout.generate
+    image_token_id = bare.config.image_token_id
 
     def measured_generate(*a, **k):
         out = generate(*a, **k)
-        lengths.append([(int(p), int(c)) for p, c in zip(out.prompt.inputs["attention_mask"].sum(1),
-                                                          out.completion_mask.sum(1), strict=True)])
+        lengths.append(rollout_sequences(out, image_token_id))
         return out
 
     rollout.generate = measured_generate  # type: ignore[method-assign]
@@ -161,10 +133,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         batch = [rows[(step * args.prompts + i) % len(rows)] for i in range(args.prompts)]
         metrics = grpo_step(modules, batch, step, first_prompt_index=0)
         sequences = lengths.pop()
-        generated = sum(c for _, c in sequences)
+        generated = sum(s.completion for s in sequences)
         records.append({"step": step, "step_s": metrics["time/step_s"], "rollout_s": metrics["time/rollout_s"],
                         "update_s": metrics["time/update_s"], "reference_s": metrics.get("time/reference_s"),
-                        "generated_tokens": generated, "flops": update_flops(bare, sequences)})
+                        "generated_tokens": generated, "easyr1_tokens": easyr1_tokens(sequences),
+                        "flops": update_flops(bare, sequences, cfg.trainer.micro_batch_size,
+                                              shared_prompt=not cfg.model.gradient_checkpointing)})
         log.info("step %d: %.1f s (rollout %.1f s, %d tokens; update %.1f s)", step, metrics["time/step_s"],
                  metrics["time/rollout_s"], generated, metrics["time/update_s"])
     timed = records[args.warmup:]
@@ -181,6 +155,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "rollout_s": statistics.median(r["rollout_s"] for r in timed),
         "update_s": statistics.median(r["update_s"] for r in timed),
         "generated_tokens_per_s_per_gpu": statistics.median(r["generated_tokens"] / r["rollout_s"] for r in timed),
+        # EasyR1's count: prompt + response tokens (image tokens included) per second of the step, per GPU
+        "easyr1_tokens_per_s_per_gpu": statistics.median(r["easyr1_tokens"] / r["step_s"] for r in timed),
         "mean_completion_tokens": statistics.mean(r["generated_tokens"] for r in timed) / (args.prompts * 4),
         "peak_gpu_memory_gb": torch.cuda.max_memory_allocated(engine.device) / 2**30 if cuda else None,
         "update_mfu": statistics.median(mfu) if mfu else None,

@@ -24,8 +24,9 @@ def test_the_written_config_is_qwen2_5_vl_3b(tiny_model_paths):
     model = bench_gpu.build_policy(tokenizer, tiny=False, device=torch.device("meta"))
     assert sum(p.numel() for p in model.parameters()) == 3_754_622_976  # Qwen2.5-VL-3B-Instruct's count
     assert model.config._attn_implementation == "sdpa"
-    one = bench_gpu.update_flops(model, [(300, 1000)])
-    assert bench_gpu.update_flops(model, [(300, 1000)] * 4) == pytest.approx(4 * one)
+    one = bench_gpu.update_flops(model, [bench_gpu.CompletionSize(0, 300, 0, 1000)], micro_batch_size=4)
+    four = [bench_gpu.CompletionSize(i, 300, 0, 1000) for i in range(4)]  # 4 prompts: nothing shared
+    assert bench_gpu.update_flops(model, four, micro_batch_size=4) == pytest.approx(4 * one)
     # ~8 x 3.1e9 LLM parameters x 1300 tokens (policy forward+backward and the reference forward), plus attention
     assert 3.0e13 < one < 4.0e13
 
@@ -45,6 +46,8 @@ def test_tiny_run_reports_every_figure(grit_cache, tiny_model_paths, tmp_path):
     assert result["generated_tokens_per_s_per_gpu"] > 0 and result["s_per_step"] > 0
     assert result["update_mfu"] is None and result["peak_gpu_memory_gb"] is None  # no GPU: no made-up figure
     assert all(step["flops"] > 0 for step in result["steps"])
+    assert result["easyr1_tokens_per_s_per_gpu"] > 0
+    assert all(step["easyr1_tokens"] > step["generated_tokens"] for step in result["steps"])  # prompts, images included
 
 
 @pytest.mark.slow
