@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from omegaconf import OmegaConf
 from PIL import Image
 
+from grit_exp.config import RewardConfig
 from grit_exp.data.schema import GritRow
 from grit_exp.evaluation.items import EvalItem
 from grit_exp.evaluation.runner import evaluate_items
@@ -16,9 +18,9 @@ from grit_exp.evaluation.samples import Completed
 from grit_exp.evaluation.settings import EvalOptions
 from grit_exp.evaluation.zoom_pictures import CROP_COLOR
 from grit_exp.grounding.frames import ImageGeometry
+from grit_exp.hydra_app import CONF_DIR
 from grit_exp.judge.base import JudgeResult, JudgeStats
 from grit_exp.rollout.zoom.calls import ZoomCall
-from tests.helpers.configs import compose_config
 
 GOLD = [100.0, 100.0, 140.0, 140.0]
 RIGHT = "<think> look <zoom>[1, 2, 3, 4]</zoom> </think><rethink> r </rethink><answer> red </answer>"
@@ -33,6 +35,15 @@ class ExactJudge:
 
     def score(self, requests):
         return [JudgeResult(score=float(r.prediction.strip() == r.reference), raw="x", failed=False) for r in requests]
+
+
+def load_reward(name: str):
+    """conf/reward/<name>.yaml over the RewardConfig schema, its parent presets first (as Hydra composes it)."""
+    raw = OmegaConf.load(CONF_DIR / "reward" / f"{name}.yaml")
+    merged = OmegaConf.structured(RewardConfig)
+    for parent in [d for d in raw.pop("defaults") if d not in ("schema", "_self_")]:
+        merged = OmegaConf.merge(merged, load_reward(parent))
+    return OmegaConf.merge(merged, raw)
 
 
 def crop(turn, box):
@@ -59,7 +70,7 @@ def run_eval(tmp_path, zoom: bool):
         return [Completed(i, item, f"\nQuestion: {item.row.question}", cases[i][0], geometry, 9, None,
                           zoom_calls=cases[i][1] if zoom else None) for i, item in batch]
 
-    reward = compose_config("train", "reward=grit_zoom").reward
+    reward = load_reward("grit_zoom")
     out = tmp_path / ("zoom" if zoom else "plain")
     result = evaluate_items(items, out, complete=complete, reward_cfg=reward, judge=ExactJudge(),
                             options=EvalOptions(batch_size=4, num_pictures=4), meta={}, zoom_max_turns=2 if zoom else None)

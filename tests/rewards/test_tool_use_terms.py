@@ -4,13 +4,13 @@ preset against its formula, and the config checks."""
 from __future__ import annotations
 
 import pytest
-from grit_reward_testkit import ExactMatchJudge, make_row
+from grit_reward_testkit import REPO, ExactMatchJudge, make_row
 from omegaconf import OmegaConf
 
+from grit_exp.config import RewardConfig
 from grit_exp.rewards import RewardContext, RewardOptionError, check_reward_config, compute_rewards
 from grit_exp.rewards.tool_use import deepeyes_format_error, gold_coverage
 from grit_exp.rollout.zoom.calls import ZoomCall
-from tests.helpers.configs import compose_config
 
 TOOL_TERMS = ("zoom_format", "zoom_iou", "tool_bonus", "turn_penalty")
 RIGHT = "<think> look </think> <answer> tv </answer>"
@@ -25,8 +25,17 @@ def bad(turn: int, error: str = "malformed box") -> ZoomCall:
     return ZoomCall(turn=turn, trigger_text="<zoom>[1, 2]</zoom>", box=None, crop_box=None, error=error)
 
 
+def load_reward(name: str):
+    """conf/reward/<name>.yaml over the RewardConfig schema, its parent presets first (as Hydra composes it)."""
+    raw = OmegaConf.load(REPO / "conf" / "reward" / f"{name}.yaml")
+    merged = OmegaConf.structured(RewardConfig)
+    for parent in [d for d in raw.pop("defaults") if d not in ("schema", "_self_")]:
+        merged = OmegaConf.merge(merged, load_reward(parent))
+    return OmegaConf.merge(merged, raw)
+
+
 def preset(name: str, *dotlist: str):
-    reward = compose_config("train", f"reward={name}").reward
+    reward = load_reward(name)
     return OmegaConf.merge(reward, OmegaConf.from_dotlist(list(dotlist))) if dotlist else reward
 
 
