@@ -33,7 +33,8 @@ def test_cluster_configs_compose_and_their_deepspeed_files_parse(cluster, engine
     cfg = compose_train(f"cluster={cluster}")
     validate_train(cfg)
     assert cfg.cluster.engine == engine
-    assert set(cfg.cluster.keys()) == {"name", "engine", "deepspeed_config", "backend", "timeout_s", "slurm"}, (
+    assert set(cfg.cluster.keys()) == {"name", "engine", "deepspeed_config", "backend", "timeout_s", "grad_reduce_dtype",
+                                       "slurm"}, (
         "no key nothing reads")
     if stage is None:
         assert cfg.cluster.deepspeed_config is None

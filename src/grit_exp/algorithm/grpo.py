@@ -32,7 +32,7 @@ import torch
 
 from grit_exp.algorithm.advantages import Advantages, advantages_from_rewards
 from grit_exp.algorithm.dynamic_sampling import InformativeGroups, groups_with_spread, training_rollout
-from grit_exp.algorithm.losses import policy_loss
+from grit_exp.algorithm.losses import policy_loss, truncated_is_weights
 from grit_exp.algorithm.step_modules import StepModules, micro_batches
 from grit_exp.data.prompts import build_user_text
 from grit_exp.data.schema import GritRow
@@ -265,6 +265,8 @@ class UpdateStats:
     kl: float = 0.0
     clip_fraction: float = 0.0
     grad_norm: float = 0.0
+    is_weight: float = 0.0  # algorithm.tis: mean importance weight per token, and the fraction truncated / masked
+    is_clipped: float = 0.0
 
 
 def update(m: StepModules, trajectory: Trajectory) -> UpdateStats:
@@ -283,15 +285,16 @@ def _update_pass(m: StepModules, t: Trajectory, grad_norm: float) -> UpdateStats
     """One pass over the trajectory's micro-batches; the engine steps the optimizer after the last one."""
     cfg, alg, engine = m.cfg, m.cfg.algorithm, m.engine
     seqs_per_process = t.global_seqs / engine.world_size
-    loss_value = kl_value = clip_value = 0.0
+    loss_value = kl_value = clip_value = is_value = is_clipped = 0.0
     for i, mb in enumerate(t.batches):
         with engine.accumulate(m.policy):
             with engine.autocast():
                 logp = m.adapter.completion_logprobs(m.policy, mb.prompt, mb.completion_ids, mb.completion_mask,
                                                      temperature=logprob_temperature(cfg))
+            old = None if t.old_logprobs is None else t.old_logprobs[i]
             out = policy_loss(
                 logp,
-                None if t.old_logprobs is None else t.old_logprobs[i],
+                old,
                 None if t.reference_logprobs is None else t.reference_logprobs[i],
                 t.advantages[i].to(logp.device),
                 mb.completion_mask,
@@ -300,6 +303,8 @@ def _update_pass(m: StepModules, t: Trajectory, grad_norm: float) -> UpdateStats
                 epsilon_high=alg.epsilon_high,
                 aggregation=alg.loss_aggregation,
                 max_completion_length=cfg.rollout.max_new_tokens,
+                is_weights=truncated_is_weights(alg.tis, logp if old is None else old, mb.sampler_logprobs,
+                                                mb.completion_mask),
             )
             real = i < t.real_batches
             w = (_micro_weight(alg.loss_aggregation, mb, seqs_per_process, t.global_tokens, engine.world_size)
@@ -313,7 +318,10 @@ def _update_pass(m: StepModules, t: Trajectory, grad_norm: float) -> UpdateStats
             loss_value += float(out.loss.detach()) * w
             kl_value += float(out.kl) * mb.completion_ids.shape[0] / seqs_per_process
             clip_value += float(out.clip_fraction) * mb.completion_ids.shape[0] / seqs_per_process
-    return UpdateStats(loss_value, kl_value, clip_value, grad_norm)
+            if out.is_weight_mean is not None:
+                is_value += float(out.is_weight_mean) * mb.completion_ids.shape[0] / seqs_per_process
+                is_clipped += float(out.is_clipped_fraction) * mb.completion_ids.shape[0] / seqs_per_process
+    return UpdateStats(loss_value, kl_value, clip_value, grad_norm, is_value, is_clipped)
 
 
 def _micro_weight(aggregation: str, mb: Rollout, seqs_per_process: float, global_tokens: float,
@@ -359,6 +367,9 @@ def step_metrics(m: StepModules, t: Trajectory, stats: UpdateStats, finished: fl
     if alg.scale_rewards == "batch" and t.global_seqs:
         metrics["train/reward_batch_std_global"] = float(selection.rewards.std(unbiased=True))
     metrics.update(_pooled_reward_metrics(rounds))
+    if alg.tis.mode != "off":  # truncated importance sampling against the vLLM sampler
+        metrics["train/tis_weight_mean"] = stats.is_weight
+        metrics["train/tis_clipped_fraction"] = stats.is_clipped
     if alg.dynamic_sampling.enabled:
         metrics["train/dynamic_sampling_rounds"] = float(len(rounds))
         metrics["train/groups_dropped"] = float(selection.kept.dropped if selection.kept else 0)  # zero spread, all rounds

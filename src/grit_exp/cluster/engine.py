@@ -4,7 +4,8 @@ One `TrainingEngine` per run owns device placement (one process per GPU, from `L
 process group, data parallelism (accelerate DDP) or DeepSpeed ZeRO-2/3 (`cluster.engine`,
 `cluster.deepspeed_config`), mixed precision over fp32 master weights, gradient accumulation over
 micro-batches, clipping, saving / loading the sharded engine state, the collective timeout
-(`cluster.timeout_s`) and deterministic kernels (`trainer.deterministic`). The loop in
+(`cluster.timeout_s`), the gradient reduction / accumulation dtype under DeepSpeed
+(`cluster.grad_reduce_dtype`) and deterministic kernels (`trainer.deterministic`). The loop in
 `training/run.py` and the GRPO step in `algorithm/grpo.py` only call it. Its collectives (rank,
 gather, sum, broadcast, barrier) are `cluster/collectives.py`'s, the one layer over accelerate that
 evaluation uses too.
@@ -67,9 +68,21 @@ def use_deterministic_algorithms(setting: bool | None, cuda: bool) -> bool:
     return on
 
 
+def resolve_grad_reduce_dtype(setting: str, kind: str, mixed_precision: str) -> str:
+    """The dtype gradients are reduced and accumulated in (`cluster.grad_reduce_dtype`; "auto": DeepSpeed's
+    default, the compute dtype; DDP always reduces the fp32 gradients of its fp32 weights)."""
+    if kind != "deepspeed":
+        return "fp32"
+    if setting == "auto":
+        return "bf16" if mixed_precision == "bf16" else "fp32"
+    return setting
+
+
 def deepspeed_config(path: str, *, micro_batch_size: int, accumulation_steps: int, world_size: int,
-                     max_grad_norm: float, mixed_precision: str) -> dict[str, Any]:
-    """The JSON at `path` (relative paths against the repository root) with its "auto" fields filled."""
+                     max_grad_norm: float, mixed_precision: str, grad_reduce_dtype: str = "auto") -> dict[str, Any]:
+    """The JSON at `path` (relative paths against the repository root) with its "auto" fields filled, and
+    (`grad_reduce_dtype` other than "auto") DeepSpeed's `communication_data_type` and
+    `data_types.grad_accum_dtype` set to it."""
     file = Path(path)
     if not file.is_absolute():
         file = REPO_ROOT / file
@@ -85,6 +98,13 @@ def deepspeed_config(path: str, *, micro_batch_size: int, accumulation_steps: in
     config["gradient_clipping"] = max_grad_norm
     config["bf16"] = {"enabled": mixed_precision == "bf16"}
     config["fp16"] = {"enabled": False}
+    if grad_reduce_dtype != "auto":
+        for key in ("communication_data_type", "data_types"):
+            if key in config:
+                raise ConfigError(f"{file}: sets {key!r}, and so does cluster.grad_reduce_dtype={grad_reduce_dtype!r}: "
+                                  "remove the key from the JSON (the option is the one place to choose it)")
+        config["communication_data_type"] = grad_reduce_dtype
+        config["data_types"] = {"grad_accum_dtype": grad_reduce_dtype}
     return config
 
 
@@ -115,6 +135,8 @@ class TrainingEngine:
         self.mixed_precision = resolve_mixed_precision(str(trainer.mixed_precision), cuda)
         self.deterministic = use_deterministic_algorithms(trainer.deterministic, cuda)
         self.timeout_s = int(cluster.timeout_s)
+        reduce_setting = str(getattr(cluster, "grad_reduce_dtype", "auto"))
+        self.grad_reduce_dtype = resolve_grad_reduce_dtype(reduce_setting, self.kind, self.mixed_precision)
         backend = collectives.resolve_backend(cluster.backend, cuda)
         # every collective of the process group (DeepSpeed's included: accelerate hands the same kwargs to
         # deepspeed.init_distributed) waits at most cluster.timeout_s for a peer
@@ -127,7 +149,8 @@ class TrainingEngine:
             _single_process_env()
             ds = deepspeed_config(cluster.deepspeed_config, micro_batch_size=micro_batch_size,
                                   accumulation_steps=accumulation_steps, world_size=int(os.environ["WORLD_SIZE"]),
-                                  max_grad_norm=float(trainer.max_grad_norm), mixed_precision=self.mixed_precision)
+                                  max_grad_norm=float(trainer.max_grad_norm), mixed_precision=self.mixed_precision,
+                                  grad_reduce_dtype=reduce_setting)
             self.zero_stage = int(ds.get("zero_optimization", {}).get("stage", 0))
             kwargs["deepspeed_plugin"] = DeepSpeedPlugin(hf_ds_config=ds)
             kwargs["kwargs_handlers"] = [process_group]
@@ -139,9 +162,10 @@ class TrainingEngine:
         collectives.reset_state()  # a previous run in this process (multirun, notebook, tests) set its own
         self.accelerator = Accelerator(**kwargs)
         self.accumulation_steps = accumulation_steps
-        log.info("engine: %s%s, %d process(es), device %s, mixed precision %s, deterministic %s, collective "
-                 "timeout %d s", self.kind, f" ZeRO-{self.zero_stage}" if self.zero_stage is not None else "",
-                 self.world_size, self.device, self.mixed_precision, self.deterministic, self.timeout_s)
+        log.info("engine: %s%s, %d process(es), device %s, mixed precision %s, gradients reduced in %s, "
+                 "deterministic %s, collective timeout %d s", self.kind,
+                 f" ZeRO-{self.zero_stage}" if self.zero_stage is not None else "", self.world_size, self.device,
+                 self.mixed_precision, self.grad_reduce_dtype, self.deterministic, self.timeout_s)
 
     # ------------------------------------------------------------------ topology
     @property
@@ -164,7 +188,8 @@ class TrainingEngine:
         """For run_info.json and metrics: what ran where."""
         return {"engine": self.kind, "zero_stage": self.zero_stage, "num_processes": self.world_size,
                 "mixed_precision": self.mixed_precision, "device": str(self.device),
-                "deterministic": self.deterministic, "collective_timeout_s": self.timeout_s}
+                "deterministic": self.deterministic, "collective_timeout_s": self.timeout_s,
+                "grad_reduce_dtype": self.grad_reduce_dtype}
 
     # ------------------------------------------------------------------ models
     def prepare(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[Any, Any]:

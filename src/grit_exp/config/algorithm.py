@@ -50,6 +50,26 @@ class DynamicSamplingConfig:
     max_rounds: int = 4  # generation rounds per step at most (1: only drop, never draw more prompts)
 
 
+class ImportanceSamplingMode(StrEnum):
+    off = "off"  # the paper's recipe
+    token_truncate = "token_truncate"  # per-token weight min(exp(logp_old - logp_sampler), clip_max)
+    token_mask = "token_mask"  # per-token weight, 0 outside [clip_min, clip_max]
+    sequence_truncate = "sequence_truncate"  # one weight per completion (exponent summed over its tokens), truncated
+    sequence_mask = "sequence_mask"  # ... masked (TRL 1.16's default mode, with clip_max 3)
+
+
+@dataclass
+class TruncatedISConfig:
+    """Correction for the sampler / trainer mismatch (grit_exp.algorithm.losses.importance_sampling_weights):
+    with rollout=vllm the tokens come from vLLM's kernels, the loss scores them with the training model's;
+    each token's policy loss is weighted by exp(logp_old - logp_sampler), truncated or masked at clip_max.
+    Needs the sampler's log-probs: rollout=vllm only (rollout=hf samples from the training model itself)."""
+
+    mode: ImportanceSamplingMode = ImportanceSamplingMode.off
+    clip_max: float = 2.0  # C: TRL's original default and the TIS paper's
+    clip_min: float | None = None  # lower bound (truncate: clamp; mask: zero below); null: none
+
+
 @dataclass
 class AlgorithmConfig:
     name: AlgorithmName = MISSING
@@ -65,6 +85,7 @@ class AlgorithmConfig:
     # (the policy that was sampled, as TRL does); "one" uses raw logits (the released GRIT code).
     logprob_temperature: LogprobTemperature = LogprobTemperature.sampling
     dynamic_sampling: DynamicSamplingConfig = field(default_factory=DynamicSamplingConfig)
+    tis: TruncatedISConfig = field(default_factory=TruncatedISConfig)  # vLLM sampler correction; off in the paper
 
 
 def check_group_size(algorithm: Any) -> None:
@@ -82,6 +103,7 @@ def check_algorithm(algorithm: Any) -> None:
         raise ConfigError(f"algorithm.beta={algorithm.beta} must be >= 0")
     if algorithm.num_iterations < 1:
         raise ConfigError(f"algorithm.num_iterations={algorithm.num_iterations} must be >= 1")
+    check_truncated_is(algorithm)
     dynamic = algorithm.dynamic_sampling
     if dynamic.max_rounds < 1:
         raise ConfigError(f"algorithm.dynamic_sampling.max_rounds={dynamic.max_rounds} must be >= 1")
@@ -90,3 +112,34 @@ def check_algorithm(algorithm: Any) -> None:
             "algorithm.dynamic_sampling.enabled=true filters GRPO groups by reward spread; algorithm=sft has no "
             "groups: set it false or choose algorithm=grpo, dr_grpo or dapo"
         )
+
+
+def check_truncated_is(algorithm: Any) -> None:
+    """ConfigError naming the algorithm.tis.* key that makes no sense within the algorithm group."""
+    tis = algorithm.tis
+    if tis.mode == ImportanceSamplingMode.off:
+        return
+    if tis.clip_max <= 0 or (tis.clip_min is not None and not 0 <= tis.clip_min < tis.clip_max):
+        raise ConfigError(f"algorithm.tis.clip_max={tis.clip_max} / clip_min={tis.clip_min}: need clip_max > 0 and "
+                          "0 <= clip_min < clip_max (or clip_min null)")
+    if algorithm.name == AlgorithmName.sft:
+        raise ConfigError(f"algorithm.tis.mode={str(tis.mode)!r} weights a policy-gradient loss; algorithm=sft has "
+                          "none: set algorithm.tis.mode=off")
+    if algorithm.logprob_temperature != LogprobTemperature.sampling:
+        raise ConfigError(f"algorithm.tis.mode={str(tis.mode)!r} compares the trainer's log-probs with the sampler's, "
+                          f"which are at the sampling temperature; algorithm.logprob_temperature="
+                          f"{str(algorithm.logprob_temperature)!r} scores raw logits: set it to 'sampling' or tis off")
+    if algorithm.dynamic_sampling.enabled:
+        raise ConfigError(f"algorithm.tis.mode={str(tis.mode)!r} does not support algorithm.dynamic_sampling.enabled="
+                          "true yet (the groups it moves between processes leave the sampler's log-probs behind)")
+
+
+def check_truncated_is_rollout(cfg: Any) -> None:
+    """ConfigError when algorithm.tis is on but the rollout records no sampler log-probs (only vLLM does)."""
+    algorithm = getattr(cfg, "algorithm", None)  # training configs only (a DictConfig or the typed TrainConfig)
+    if algorithm is None or algorithm.tis.mode == ImportanceSamplingMode.off:
+        return
+    if cfg.rollout.kind != "vllm":
+        raise ConfigError(f"algorithm.tis.mode={str(cfg.algorithm.tis.mode)!r} needs the sampler's log-probs, which "
+                          f"only rollout=vllm records; rollout.kind={str(cfg.rollout.kind)!r} samples from the "
+                          "training model itself: set algorithm.tis.mode=off or rollout=vllm")

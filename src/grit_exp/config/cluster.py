@@ -25,6 +25,15 @@ class Backend(StrEnum):
     gloo = "gloo"
 
 
+class GradReduceDtype(StrEnum):
+    """The dtype DeepSpeed all-reduces / reduce-scatters gradients in and accumulates them in over micro-batches
+    (its `communication_data_type` and `data_types.grad_accum_dtype`)."""
+
+    auto = "auto"  # DeepSpeed's default, the compute dtype: bf16 under bf16 mixed precision (the released GRIT code's)
+    fp32 = "fp32"  # fp32 reduction and accumulation (bf16 compute over fp32 masters keeps full-precision gradients)
+    bf16 = "bf16"
+
+
 @dataclass
 class SlurmConfig:
     """SLURM resources of each job of a sweep (`cluster=slurm`, read by conf/hydra/launcher/submitit_slurm.yaml).
@@ -63,6 +72,8 @@ class ClusterConfig:
     # before the run fails naming the step and the rank; long enough for the slowest rank-0 work that
     # still sits between two collectives (a 7B checkpoint written to a network disk).
     timeout_s: int = 1800
+    # DeepSpeed's gradient reduction and accumulation dtype; "auto" leaves both keys to DeepSpeed (the paper's run)
+    grad_reduce_dtype: GradReduceDtype = GradReduceDtype.auto
     slurm: SlurmConfig = field(default_factory=SlurmConfig)  # each SLURM job's resources (hydra/launcher=submitit_slurm)
 
 
@@ -72,6 +83,12 @@ def check_cluster(cluster: Any) -> None:
         raise ConfigError(f"cluster.timeout_s={cluster.timeout_s} must be > 0 (seconds a collective waits for a peer)")
     if cluster.engine == Engine.deepspeed and not cluster.deepspeed_config:
         raise ConfigError("cluster.engine=deepspeed needs cluster.deepspeed_config (e.g. launchers/deepspeed/zero2.json)")
+    reduce = getattr(cluster, "grad_reduce_dtype", GradReduceDtype.auto)
+    if cluster.engine != Engine.deepspeed and reduce == GradReduceDtype.bf16:
+        raise ConfigError(
+            f"cluster.grad_reduce_dtype='bf16' applies to cluster.engine=deepspeed; cluster.engine="
+            f"{str(cluster.engine)!r} reduces the fp32 gradients of its fp32 weights: use 'auto' or 'fp32'"
+        )
     if cluster.engine != Engine.deepspeed and cluster.deepspeed_config:
         raise ConfigError(
             f"cluster.deepspeed_config={cluster.deepspeed_config!r} is set but cluster.engine={str(cluster.engine)!r}; "

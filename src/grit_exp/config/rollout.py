@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from grit_exp.config.algorithm import check_truncated_is_rollout
 from grit_exp.config.dataset import OnError
 from grit_exp.errors import ConfigError
 
@@ -60,6 +61,7 @@ def check_rollout(cfg: Any, *, training: bool) -> None:
     """ConfigError naming the rollout.* key that makes no sense (vllm: with the model's family)."""
     rollout = cfg.rollout
     check_rollout_kind(rollout, training=training)
+    check_truncated_is_rollout(cfg)  # algorithm.tis needs the sampler's log-probs (rollout=vllm)
     if rollout.kind == RolloutKind.replay and not rollout.path:
         raise ConfigError("rollout.kind=replay needs rollout.path=FILE.jsonl (recorded completions)")
     if rollout.kind != RolloutKind.vllm:
