@@ -237,7 +237,8 @@ def _logprobs(m: StepModules, model: torch.nn.Module, batches: list[Rollout]) ->
     for mb in batches:
         with m.engine.autocast():
             parts.append(m.adapter.completion_logprobs(model, mb.prompt, mb.completion_ids, mb.completion_mask,
-                                                       temperature=logprob_temperature(m.cfg)))
+                                                       temperature=logprob_temperature(m.cfg),
+                                                       tool_turns=mb.tool_turns))
     return parts
 
 
@@ -290,7 +291,7 @@ def _update_pass(m: StepModules, t: Trajectory, grad_norm: float) -> UpdateStats
         with engine.accumulate(m.policy):
             with engine.autocast():
                 logp = m.adapter.completion_logprobs(m.policy, mb.prompt, mb.completion_ids, mb.completion_mask,
-                                                     temperature=logprob_temperature(cfg))
+                                                     temperature=logprob_temperature(cfg), tool_turns=mb.tool_turns)
             old = None if t.old_logprobs is None else t.old_logprobs[i]
             out = policy_loss(
                 logp,

@@ -34,6 +34,31 @@ class VLLMRolloutConfig:
     sleep: bool = True  # GPU only: sleep level 2 (weights and KV cache discarded) during the update
 
 
+class ZoomTriggerFormat(StrEnum):
+    box = "box"  # [x1, y1, x2, y2] between the tags
+    bbox_2d_json = "bbox_2d_json"  # a JSON object with a "bbox_2d": [x1, y1, x2, y2] entry between the tags (GRIT / DeepEyes)
+
+
+@dataclass
+class ZoomConfig:
+    """rollout.zoom: boxes that act (issue #20). A completion that writes `open_tag ... close_tag` pauses; the
+    box (in the family's own frame: Qwen2.5-VL pixels of its resized view of the prompt image, InternVL 0-1000)
+    is cropped from the ORIGINAL image and fed back as a new user turn; the completion then continues
+    (grit_exp.rollout.zoom). Off by default: single-turn rollouts are unchanged."""
+
+    enabled: bool = False
+    max_turns: int = 2  # crops per completion; a call past it gets a text reply instead
+    open_tag: str = "<zoom>"
+    close_tag: str = "</zoom>"  # writing it ends the model's turn (matched on token ids, like stop strings)
+    trigger_format: ZoomTriggerFormat = ZoomTriggerFormat.box
+    padding: int = 0  # pixels of the original image added on every side of the box before cropping
+    min_size: int = 28  # the crop is widened / heightened around its centre to at least this many original pixels
+    crop_min_pixels: int = 3136  # the crop is resized (aspect kept) so its area lies in [min, max] pixels ...
+    crop_max_pixels: int = 12544  # ... before the family's processor sees it (its own limits still apply)
+    turn_template: str | None = None  # the tool turn's text around "{image}" and "{text}"; null: the family's
+    reply_text: str = ""  # text after the crop in the tool turn (e.g. "Here is the zoomed region.")
+
+
 @dataclass
 class RolloutConfig:
     kind: RolloutKind = RolloutKind.hf
@@ -48,6 +73,7 @@ class RolloutConfig:
     on_error: OnError = OnError("raise")
     # vllm only
     vllm: VLLMRolloutConfig = field(default_factory=VLLMRolloutConfig)
+    zoom: ZoomConfig = field(default_factory=ZoomConfig)
 
 
 def check_rollout_kind(rollout: Any, *, training: bool) -> None:
@@ -64,6 +90,8 @@ def check_rollout(cfg: Any, *, training: bool) -> None:
     check_truncated_is_rollout(cfg)  # algorithm.tis needs the sampler's log-probs (rollout=vllm)
     if rollout.kind == RolloutKind.replay and not rollout.path:
         raise ConfigError("rollout.kind=replay needs rollout.path=FILE.jsonl (recorded completions)")
+    if rollout.zoom.enabled:
+        check_zoom(cfg)
     if rollout.kind != RolloutKind.vllm:
         return
     v = rollout.vllm
@@ -76,3 +104,26 @@ def check_rollout(cfg: Any, *, training: bool) -> None:
     for key in ("kv_cache_memory_bytes", "max_model_len", "max_num_seqs"):
         if getattr(v, key) is not None and getattr(v, key) < 1:
             raise ConfigError(f"rollout.vllm.{key}={getattr(v, key)} must be >= 1 (or null)")
+
+
+def check_zoom(cfg: Any) -> None:
+    """ConfigError naming the rollout.zoom.* key that makes no sense (checked only with zoom on)."""
+    zoom = cfg.rollout.zoom
+    if cfg.rollout.kind != RolloutKind.hf:
+        raise ConfigError(f"rollout.zoom.enabled=true needs rollout.kind=hf (got {str(cfg.rollout.kind)!r})")
+    if getattr(cfg, "algorithm", None) is not None and cfg.algorithm.dynamic_sampling.enabled:
+        raise ConfigError("rollout.zoom.enabled=true does not support algorithm.dynamic_sampling.enabled=true yet")
+    if zoom.max_turns < 1:
+        raise ConfigError(f"rollout.zoom.max_turns={zoom.max_turns} must be >= 1")
+    if not zoom.open_tag or not zoom.close_tag or zoom.open_tag == zoom.close_tag:
+        raise ConfigError(f"rollout.zoom.open_tag={zoom.open_tag!r} / close_tag={zoom.close_tag!r}: give two "
+                          "different non-empty tags")
+    if zoom.padding < 0:
+        raise ConfigError(f"rollout.zoom.padding={zoom.padding} must be >= 0 (pixels)")
+    if zoom.min_size < 1:
+        raise ConfigError(f"rollout.zoom.min_size={zoom.min_size} must be >= 1 (pixels)")
+    if not 1 <= zoom.crop_min_pixels <= zoom.crop_max_pixels:
+        raise ConfigError(f"rollout.zoom.crop_min_pixels={zoom.crop_min_pixels} and crop_max_pixels="
+                          f"{zoom.crop_max_pixels} must satisfy 1 <= min <= max")
+    if zoom.turn_template is not None and zoom.turn_template.count("{image}") != 1:
+        raise ConfigError(f"rollout.zoom.turn_template={zoom.turn_template!r} must hold '{{image}}' exactly once")

@@ -15,7 +15,7 @@ import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from PIL import Image
@@ -23,6 +23,9 @@ from transformers import BatchFeature, GenerationConfig, PreTrainedModel
 
 from grit_exp.data.schema import GritRow
 from grit_exp.grounding.frames import ImageGeometry
+
+if TYPE_CHECKING:
+    from grit_exp.models.zoom_logprobs import ToolTurnInputs
 
 log = logging.getLogger(__name__)
 
@@ -267,6 +270,13 @@ class ModelAdapter(ABC):
         data.update(self.extra_forward_inputs(prompt, completion_ids))
         return data
 
+    def turn_positions(self, model: torch.nn.Module, sequence: torch.Tensor, image_grid_thw: torch.Tensor | None,
+                       last: torch.Tensor, n: int) -> torch.Tensor:
+        """Position ids of the last `n` tokens of `sequence` (one row's whole conversation so far, no padding:
+        a tool turn just appended), the token before them being at `last` (the decode loop's layout for one
+        row). 1-D RoPE: counting on."""
+        return last + torch.arange(1, n + 1, device=last.device)
+
     def continuation_positions(
         self, model: torch.nn.Module, prompt: PromptBatch, length: int
     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
@@ -282,8 +292,12 @@ class ModelAdapter(ABC):
         completion_ids: torch.Tensor,
         completion_mask: torch.Tensor,
         temperature: float = 1.0,
+        tool_turns: ToolTurnInputs | None = None,
     ) -> torch.Tensor:
         """Per-token log-probs of `completion_ids` under `model`, shape [batch, completion_len].
+
+        `tool_turns` (zoom turns): the completions hold tool turns, attended to but given no log-prob
+        (`models/zoom_logprobs.py`); `completion_mask` then marks the model-written tokens only.
 
         Logits are divided by `temperature` (GRPO passes the sampling temperature unless
         `algorithm.logprob_temperature=one`) and suppressed special tokens are masked out of the
@@ -305,6 +319,10 @@ class ModelAdapter(ABC):
         held one completion, or only one-token completions, would otherwise run one pass fewer and the
         others would wait for it forever.
         """
+        if tool_turns is not None:
+            from grit_exp.models.zoom_logprobs import tool_turn_logprobs
+
+            return tool_turn_logprobs(self, model, prompt, completion_ids, completion_mask, tool_turns, temperature)
         if _can_keep_cache(model):
             firsts, source = prompt.distinct_prompts()
             logits = self._shared_prompt_logits(model, prompt, firsts, source, completion_ids, completion_mask)

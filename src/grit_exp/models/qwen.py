@@ -60,6 +60,17 @@ class QwenAdapter(ModelAdapter):
         following = start[:, None] + torch.arange(length, device=positions.device)
         return positions, following.unsqueeze(0).expand(3, -1, -1)
 
+    def turn_positions(self, model: torch.nn.Module, sequence: torch.Tensor, image_grid_thw: torch.Tensor | None,
+                       last: torch.Tensor, n: int) -> torch.Tensor:
+        """[4, n]: the text axis counts on from `last[0]`; the 3 mRoPE axes are the model's own `get_rope_index`
+        over the whole conversation (its images' grids in order), as a fresh prefill of it would use them."""
+        ids = sequence[None]
+        types = (ids == self.processor.image_token_id).int()
+        rope, _ = pretrained_model(model).model.get_rope_index(ids, mm_token_type_ids=types,
+                                                               image_grid_thw=image_grid_thw)
+        text = last[:1] + torch.arange(1, n + 1, device=last.device)
+        return torch.cat([text, rope[:, 0, -n:].to(last.device)], dim=0)
+
     def parameter_groups(self, model: PreTrainedModel) -> dict[str, list[torch.nn.Parameter]]:
         visual = model.model.visual
         return {

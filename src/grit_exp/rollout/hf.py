@@ -30,6 +30,7 @@ from grit_exp.rollout.generation import generation_settings
 from grit_exp.rollout.seeded_sampling import PerRowSeededSampler
 from grit_exp.rollout.stop_strings import StopStringsByTokenIds
 from grit_exp.rollout.types import Rollout, completion_mask
+from grit_exp.rollout.zoom.turns import ZoomSession
 
 if TYPE_CHECKING:
     from grit_exp.rollout.judge_overlap import JudgeAhead
@@ -98,21 +99,34 @@ class HFRollout:
                 completion_seeds = torch.randint(2**63 - 1, (len(rows) * num_generations,)).tolist()
             choose = PerRowSeededSampler(completion_seeds, float(self.cfg.temperature), int(self.cfg.top_k),
                                          float(self.cfg.top_p), device).draw
+        zoom = getattr(self.cfg, "zoom", None)
+        zoom = zoom if zoom is not None and zoom.enabled else None
+        tool = None
+        if zoom is not None:  # judged after the rollout: a finished row's text is not its tokens' text
+            tool = ZoomSession(self.adapter, zoom, rows, prompts.geometries, num_generations,
+                               prompts.inputs.get("image_grid_thw"))
+            judge_ahead = None
         observers = [judge_ahead.observer(prompts.prompt_length)] if judge_ahead is not None else []
         was_training = model.training
         model.eval()
         try:
             ids = decode(model, pretrained_model(model), prompts.inputs, num_generations, int(self.cfg.max_new_tokens),
                          choose, self.adapter.eos_token_ids, self.adapter.pad_token_id,
-                         self.adapter.suppressed_token_ids, stop_rules=list(self.stop_criteria), observers=observers)
+                         self.adapter.suppressed_token_ids, stop_rules=list(self.stop_criteria), observers=observers,
+                         tool=tool)
         finally:
             model.train(was_training)
         prompt = prompts.repeat_interleave(num_generations)
+        repeated_rows = [r for r in rows for _ in range(num_generations)]
+        if tool is not None:
+            ids, mask, tool_turns = tool.completions(ids)
+            texts = self.adapter.decode_completions(ids, mask)
+            calls = [tool.calls.get(c, []) for c in range(len(repeated_rows))]
+            return Rollout(prompt, repeated_rows, ids, mask, texts, zoom_calls=calls, tool_turns=tool_turns)
         mask = completion_mask(ids, self.adapter.eos_token_ids)
         if self.adapter.pad_token_id is not None and self.adapter.pad_token_id not in self.adapter.eos_token_ids:
             mask = mask * (ids != self.adapter.pad_token_id).long()  # rows finished by a stop string
         longest = int(mask.sum(1).max().item()) if mask.numel() else 0
         ids, mask = ids[:, :longest], mask[:, :longest]
         texts = self.adapter.decode_completions(ids, mask)
-        repeated_rows = [r for r in rows for _ in range(num_generations)]
         return Rollout(prompt, repeated_rows, ids, mask, texts)

@@ -15,6 +15,8 @@ import torch
 
 from grit_exp.data.schema import GritRow
 from grit_exp.models.base import PromptBatch
+from grit_exp.models.zoom_logprobs import ToolTurnInputs
+from grit_exp.rollout.zoom.calls import ZoomCall
 
 if TYPE_CHECKING:
     from grit_exp.rollout.judge_overlap import JudgeAhead
@@ -30,6 +32,11 @@ class Rollout:
     # [N, T] the sampler's log-prob of each completion token (rollout=vllm; 0 past the end); None: not
     # recorded (rollout=hf). Read by algorithm.tis only.
     sampler_logprobs: torch.Tensor | None = None
+    # zoom turns (rollout.zoom.enabled): each completion's calls in turn order (None: zoom off; `texts` then hold
+    # the model-written turns only), and the tool turns' tokens inside completion_ids (completion_mask is 0
+    # there: only model-written tokens are trained, counted and scored; the tool tokens are attended to)
+    zoom_calls: list[list[ZoomCall]] | None = None
+    tool_turns: ToolTurnInputs | None = None
 
     @property
     def num_completion_tokens(self) -> list[int]:
@@ -40,10 +47,15 @@ class Rollout:
         its own longest completion (not the batch's)."""
         rows = list(range(len(self.rows))[index])
         mask = self.completion_mask[index]
-        longest = int(mask.sum(1).max()) if mask.numel() else 0
+        if self.tool_turns is None:
+            longest = int(mask.sum(1).max()) if mask.numel() else 0
+        else:  # tool turns leave holes in completion_mask
+            longest = sequence_length(mask + self.tool_turns.tool_mask[index])
         sampler = None if self.sampler_logprobs is None else self.sampler_logprobs[index][:, :longest]
         return Rollout(self.prompt.take(rows), [self.rows[i] for i in rows], self.completion_ids[index][:, :longest],
-                       mask[:, :longest], self.texts[index], sampler_logprobs=sampler)
+                       mask[:, :longest], self.texts[index], sampler_logprobs=sampler,
+                       zoom_calls=None if self.zoom_calls is None else self.zoom_calls[index],
+                       tool_turns=None if self.tool_turns is None else self.tool_turns.take(rows, longest))
 
 
 class RolloutEngine(Protocol):
@@ -61,3 +73,11 @@ def completion_mask(ids: torch.Tensor, eos_token_ids: list[int]) -> torch.Tensor
     is_eos = torch.isin(ids, torch.tensor(eos_token_ids, device=ids.device))
     seen_before = (is_eos.long().cumsum(1) - is_eos.long()) > 0
     return (~seen_before).long()
+
+
+def sequence_length(span: torch.Tensor) -> int:
+    """The longest row of a [N, T] mask whose ones may have holes: 1 + the last column holding a one."""
+    if not span.numel() or not span.any():
+        return 0
+    columns = torch.arange(1, span.shape[1] + 1, device=span.device)
+    return int((span.ne(0) * columns).max())
