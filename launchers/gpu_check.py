@@ -230,6 +230,9 @@ def figures(args: argparse.Namespace, cfg: Any, steps: list[dict], rollouts: lis
 
 
 def worker(args: argparse.Namespace) -> int:
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
     stage = args.worker
     record = build(args) if stage == "build" else train(args, stage)
     (args.out / f"stage_{stage}.json").write_text(json.dumps(record, indent=2) + "\n")
