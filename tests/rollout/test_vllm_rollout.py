@@ -194,3 +194,28 @@ def test_the_rollout_carries_the_samplers_logprobs(setup):
                                               temperature=float(cfg.rollout.temperature))
     m = again.completion_mask.bool()
     assert torch.all(again.sampler_logprobs[m] >= trainer[m] - 1e-4)
+
+
+def _discard_engine_weights(worker) -> int:
+    """What sleep level 2 does to the engine's weights (vLLM discards them; their memory comes back on waking with
+    whatever it holds): every parameter of the engine's model overwritten with NaN. Buffers are left alone (level 2
+    keeps them in host memory and restores them on waking)."""
+    import torch as t
+
+    params = list(worker.model_runner.model.parameters())
+    with t.no_grad():
+        for p in params:
+            p.fill_(float("nan"))
+    return len(params)
+
+
+def test_a_push_restores_every_weight_the_engine_uses(setup):
+    """Sleep level 2 (rollout.vllm.sleep on a GPU) discards the engine's weights and relies on the next push to
+    restore every one of them: after the weights are replaced by NaN, the next rollout (push, generate) decodes
+    exactly as before, log-probs included. (vLLM's sleep itself needs CUDA: test_vllm_gpu.py.)"""
+    cfg, adapter, policy, rollout, rows, texts = setup
+    before = rollout.generate(policy, rows, texts, greedy=True)
+    assert all(n > 0 for n in rollout.llm.collective_rpc(_discard_engine_weights))
+    after = rollout.generate(policy, rows, texts, greedy=True)
+    assert torch.equal(before.completion_ids, after.completion_ids)
+    assert torch.equal(before.sampler_logprobs, after.sampler_logprobs)

@@ -19,6 +19,8 @@ generation): `token_truncate` w = min(w, clip_max) (and >= clip_min when set), `
 outside [clip_min, clip_max]; the `sequence_*` modes use one weight per completion, the exponent
 summed over its tokens. TRL 1.16's default is `sequence_mask` at C = 3; the TIS paper's and TRL's
 first default, token-level truncation at C = 2, is this option's `token_truncate` with clip_max 2.
+The sampler's log-probs are those of the distribution it sampled (top-k / top-p applied, as TRL's), so
+with a truncating top-k the weights also carry the truncation.
 """
 
 from __future__ import annotations

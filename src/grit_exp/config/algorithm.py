@@ -63,7 +63,10 @@ class TruncatedISConfig:
     """Correction for the sampler / trainer mismatch (grit_exp.algorithm.losses.importance_sampling_weights):
     with rollout=vllm the tokens come from vLLM's kernels, the loss scores them with the training model's;
     each token's policy loss is weighted by exp(logp_old - logp_sampler), truncated or masked at clip_max.
-    Needs the sampler's log-probs: rollout=vllm only (rollout=hf samples from the training model itself)."""
+    Needs the sampler's log-probs: rollout=vllm only (rollout=hf samples from the training model itself).
+    The sampler's log-probs are of the distribution it sampled (vLLM's processed log-probs, as TRL reads
+    them): with rollout.top_k / top_p truncating it, the weight also carries the truncation (the trainer
+    scores the whole softmax), close to 1 where the kept tokens hold nearly all the mass."""
 
     mode: ImportanceSamplingMode = ImportanceSamplingMode.off
     clip_max: float = 2.0  # C: TRL's original default and the TIS paper's
