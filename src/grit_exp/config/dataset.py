@@ -18,6 +18,11 @@ from grit_exp.errors import ConfigError
 OnError = StrEnum("OnError", [("raise", "raise"), ("skip", "skip")], module=__name__, qualname="OnError")
 
 
+class SyntheticTask(StrEnum):
+    grit = "grit"  # shapes: counting / spatial / box questions (grit_exp.data.synthetic)
+    zoom = "zoom"  # striped squares only a native-resolution crop shows (grit_exp.data.synthetic_zoom)
+
+
 @dataclass
 class DataFileConfig:
     path: str = MISSING  # a GRIT_data JSONL file
@@ -30,6 +35,7 @@ class SyntheticDataConfig:
     """The embedded default data: a seeded generator writing GRIT_data-format JSONL + PNG files."""
 
     enabled: bool = False
+    task: SyntheticTask = SyntheticTask.grit
     out_dir: str = "${paths.cache_dir}/synthetic"
     num_train: int = 2000
     num_val: int = 120
