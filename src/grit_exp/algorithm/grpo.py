@@ -145,7 +145,8 @@ def score_rollout(m: StepModules, rollout: Rollout, judge: Any = None):
     token_ids = [ids[mask.bool()].tolist() for ids, mask in zip(rollout.completion_ids, rollout.completion_mask, strict=True)]
     ctx = RewardContext(
         prompts=rollout.prompt.user_texts, token_ids=token_ids, judge=judge or m.judge,
-        counting_datasets=list(m.cfg.reward.counting_datasets),
+        counting_datasets=list(m.cfg.reward.counting_datasets), zoom_calls=rollout.zoom_calls,
+        zoom_max_turns=int(m.cfg.rollout.zoom.max_turns) if rollout.zoom_calls is not None else None,
     )
     return compute_rewards(m.cfg.reward, rollout.texts, rollout.rows, ctx)
 
