@@ -45,3 +45,4 @@ def test_the_push_gathers_one_module_at_a_time(tmp_path, grit_cache, tiny_model_
     assert report["names_equal"] and report["max_abs_diff"] == 0.0, report
     assert report["max_gathered_at_once"] <= (4 if lora else 2), report  # weight + bias (+ lora_A, lora_B)
     assert report["gathered_after"] == 0, report
+    assert report["gathered_for_hf_generation"] == report["params"], "HF generation (and the push before) gathered all"

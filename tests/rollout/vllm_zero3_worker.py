@@ -52,6 +52,8 @@ def main(out: str, zero3_json: str, lora: bool) -> None:
             pushed.append((name, tensor.clone()))
         report["gathered_after"] = sum(p.ds_status == ZeroParamStatus.AVAILABLE for p in sharded)
     report["max_gathered_at_once"] = max(gathered_counts)
+    with engine.generation_model(policy) as bare:  # what the GRPO step gave the vLLM rollout before: all gathered
+        report["gathered_for_hf_generation"] = sum(p.ds_status == ZeroParamStatus.AVAILABLE for p in sharded)
     report["names_equal"] = [n for n, _ in pushed] == [n for n, _ in whole]
     report["max_abs_diff"] = max(float((a - b).abs().max()) for (_, a), (_, b) in zip(pushed, whole, strict=True))
     report["tensors"] = len(pushed)
