@@ -7,7 +7,8 @@ imported (`patch_on_import`), so a process that does not import it pays nothing:
   token by the HF rollout (the same rows in a 1-process run and on whichever rank draws them);
 - GRIT_TEST_SLOW_RANK ("rank:call:seconds"): that rank sleeps before its call-th metrics average (a
   collective), as a rank stuck in other work would;
-- GRIT_TEST_SLOW_WARM_START (seconds): the warm start's SFT loop sleeps that long first.
+- GRIT_TEST_SLOW_WARM_START (seconds): the warm start's SFT loop sleeps that long first;
+- GRIT_TEST_SLOW_CHECKPOINT (seconds): rank 0's writing of a checkpoint's model directory sleeps that long first.
 """
 
 from __future__ import annotations
@@ -87,6 +88,16 @@ def _slow_warm_start(module) -> None:
     module.run_sft = slow
 
 
+def _slow_checkpoint(module) -> None:
+    write_model = module._write_model
+
+    def slow(*args, **kwargs):
+        time.sleep(float(os.environ["GRIT_TEST_SLOW_CHECKPOINT"]))
+        return write_model(*args, **kwargs)
+
+    module._write_model = slow
+
+
 def install() -> None:
     """The hooks the environment asks for."""
     if os.environ.get("GRIT_TEST_ONE_TOKEN_KEYS"):
@@ -95,3 +106,5 @@ def install() -> None:
         patch_on_import("grit_exp.cluster.collectives", _slow_rank)
     if os.environ.get("GRIT_TEST_SLOW_WARM_START"):
         patch_on_import("grit_exp.algorithm.sft", _slow_warm_start)
+    if os.environ.get("GRIT_TEST_SLOW_CHECKPOINT"):
+        patch_on_import("grit_exp.training.checkpoint", _slow_checkpoint)

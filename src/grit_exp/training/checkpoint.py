@@ -14,9 +14,13 @@
   under ZeRO, one RNG file per process) plus `trainer_state.pt` (step, scheduler, sampler, number
   of processes).
 Every process writes its part into the same temporary directory (rank 0 chooses it); rank 0 adds
-the model directory and the marker, renames, and prunes to `keep_last`. A save killed half-way
-leaves only a `.tmp-*` directory, which is ignored and later removed; only directories named
-`step_<N>` or `.tmp-step_<N>-*` inside the run's own `checkpoints/` are ever deleted.
+the model directory and the marker, renames, and prunes to `keep_last`. Meanwhile the other processes
+wait on the filesystem, in no collective (as for the warm start, `collectives.wait_for_file`): writing
+a 7B model to a network disk may take longer than `cluster.timeout_s`. Rank 0 then touches
+`.tmp-step_<N>-*.done` (or writes `.failed` with its error's first line, and the others stop with it).
+A save killed half-way leaves only a `.tmp-*` directory (or marker file), which is ignored and later
+removed; only directories named `step_<N>` or `.tmp-step_<N>-*` and marker files `.tmp-step_<N>-*.done`
+/ `.failed` inside the run's own `checkpoints/` are ever deleted.
 """
 
 from __future__ import annotations
@@ -35,12 +39,15 @@ from typing import Any
 
 import torch
 
+from grit_exp.cluster import collectives as distributed
+
 log = logging.getLogger(__name__)
 
 STEP_DIR = re.compile(r"^step_(\d+)$")
 TMP_PREFIX = ".tmp-step_"
 TRAINER_STATE = "trainer_state.pt"
 DONE_FILE = "checkpoint.json"
+MARKERS = (".done", ".failed")  # rank 0 -> the other processes: this save finished / failed
 _UNSET = object()
 
 
@@ -54,25 +61,36 @@ def save_checkpoint(engine: Any, adapter: Any, policy: torch.nn.Module, checkpoi
         tmp = tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{step}-", dir=checkpoints_dir)
     tmp = Path(engine.broadcast_object(tmp))
     engine.save_state(tmp / "state")
-    state_dict = engine.full_state_dict(policy)
-    if engine.is_main:
-        try:
-            _write_model(adapter, engine.unwrap(policy), state_dict, tmp, engine)
-            torch.save({**trainer_state, "step": step, "world_size": engine.world_size}, tmp / "state" / TRAINER_STATE)
-            (tmp / DONE_FILE).write_text(json.dumps({"step": step, "complete": True, **engine.describe()}))
-            if final.exists():
-                if not (final / DONE_FILE).exists():
-                    from grit_exp.errors import GritError
+    state_dict = engine.full_state_dict(policy)  # the last collective of the save
+    done, failed = (tmp.with_name(tmp.name + suffix) for suffix in MARKERS)
+    if not engine.is_main:
+        del state_dict
+        # rank 0 writes the model directory alone: wait outside any collective (it may outlast cluster.timeout_s)
+        distributed.wait_for_file(done, failed, f"the checkpoint of step {step} ({final})")
+        engine.barrier()  # rank 0 is already here: it touched `done` last
+        return final
+    try:
+        _write_model(adapter, engine.unwrap(policy), state_dict, tmp, engine)
+        torch.save({**trainer_state, "step": step, "world_size": engine.world_size}, tmp / "state" / TRAINER_STATE)
+        (tmp / DONE_FILE).write_text(json.dumps({"step": step, "complete": True, **engine.describe()}))
+        if final.exists():
+            if not (final / DONE_FILE).exists():
+                from grit_exp.errors import GritError
 
-                    raise GritError(f"{final} exists but is not a checkpoint this toolkit completed; "
-                                    "move it away, it was left untouched")
-                shutil.rmtree(final)  # a complete checkpoint of the same step from an earlier attempt
-            os.replace(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+                raise GritError(f"{final} exists but is not a checkpoint this toolkit completed; "
+                                "move it away, it was left untouched")
+            shutil.rmtree(final)  # a complete checkpoint of the same step from an earlier attempt
+        os.replace(tmp, final)
         prune(checkpoints_dir, keep_last)
-    engine.barrier()
+    except BaseException as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if engine.world_size > 1:
+            failed.write_text((f"{type(err).__name__}: {err}".splitlines() or [""])[0] + "\n")
+        raise
+    if engine.world_size > 1:
+        done.touch()
+        engine.barrier()  # every process has seen `done`
+        done.unlink()
     return final
 
 
@@ -171,6 +189,8 @@ def prune(checkpoints_dir: Path, keep_last: int) -> None:
     for stale in checkpoints_dir.glob(f"{TMP_PREFIX}*"):
         if stale.is_dir():
             shutil.rmtree(stale, ignore_errors=True)
+        elif stale.suffix in MARKERS and stale.is_file():  # an interrupted save's marker
+            stale.unlink(missing_ok=True)
 
 
 def load_trainer_state(checkpoint: Path) -> dict[str, Any]:
