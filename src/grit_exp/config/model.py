@@ -6,13 +6,21 @@ before anything loads: a folder that does not exist or holds no model (config.js
 family's model_type), a tiny model group pointed anywhere but its own build directory in the
 toolkit's cache (`${paths.cache_dir}/models/<builder>`) or an existing model directory, and (where
 asked: `hub=True`, from `build_adapter`) a Hugging Face Hub id that is not in the local HF cache while
-the hub is offline. Left out: loading anything (grit_exp.models); an online hub id is not looked up.
+the hub is offline. An InternVL checkpoint in the remote-code layout (`InternVLChatModel`, `auto_map`: the
+hub's OpenGVLab/InternVL3-2B-Instruct, which the paper started from, and the released GRIT InternVL) is
+refused with the convert command (`python -m grit_exp.models.convert_internvl`): a local folder by its
+config.json (weights or not) at validation; a hub id where the model is about to load (`hub=True`: the
+recipes name OpenGVLab/InternVL3-2B-Instruct and must still compose and validate), by name (OpenGVLab's
+non-`-hf` InternVL repositories, the released GRIT one), by its config.json in the local HF cache, or
+with the hub online by its config.json downloaded alone. Left out: loading anything (grit_exp.models);
+an online Qwen hub id is not looked up.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -90,6 +98,48 @@ def check_model(model: Any) -> None:
 FAMILY_MODEL_TYPES = {ModelFamily.qwen2_5_vl: "qwen2_5_vl", ModelFamily.internvl: "internvl"}
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 EXPECTED_DIR = "a model directory with config.json and weights (e.g. <run>/checkpoints/step_<N>/model)"
+# hub repositories of InternVL that exist only in the remote-code layout (OpenGVLab's native copies end in -hf)
+REMOTE_CODE_INTERNVL_HUB = re.compile(r"^(OpenGVLab/InternVL[^/]*|yfan1997/GRIT-[^/]*InternVL[^/]*)$")
+
+
+def remote_code_marker(config: dict) -> str | None:
+    """What marks a config.json as InternVL's remote-code layout (None: it is not)."""
+    if config.get("model_type") == "internvl_chat":
+        return "model_type 'internvl_chat'"
+    if "InternVLChatModel" in (config.get("architectures") or []):
+        return "architectures ['InternVLChatModel']"
+    if config.get("auto_map"):
+        return "auto_map: remote code"
+    return None
+
+
+def remote_code_error(where: str, source: str, what: str, hub: bool) -> ConfigError:
+    """The one line that refuses a remote-code InternVL checkpoint (`what` it is), with the commands that convert it."""
+    steps = (f"huggingface-cli download {source} --local-dir <download>, then python -m grit_exp.models.convert_internvl "
+             "<download> <dir>" if hub else f"python -m grit_exp.models.convert_internvl {source} <dir>")
+    return ConfigError(f"{where} {what}, which the native loader cannot read: convert it once, {steps}, "
+                       "and give model.path=<dir>")
+
+
+def _hub_config(repo: str, download: bool) -> dict | None:
+    """A hub repository's config.json from the local HF cache, or (download=True) fetched alone; None if absent."""
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+
+    cached = try_to_load_from_cache(repo, "config.json")
+    path = cached if isinstance(cached, str) else None
+    if path is None and download:
+        try:
+            path = hf_hub_download(repo, "config.json")
+        except Exception as err:  # noqa: BLE001  (the hub's many error types: one line naming the key)
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise ConfigError(f"model.path={repo}: the Hugging Face Hub did not give its config.json ({first})") from None
+    if path is None:
+        return None
+    try:
+        config = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return config if isinstance(config, dict) else None
 
 
 def default_cache_dir() -> str:
@@ -127,12 +177,17 @@ def check_model_dir(where: str, directory: Path, family: str, weights: bool = Tr
     """ConfigError unless `directory` is a model directory of `family` (config.json, weights)."""
     if not (directory / "config.json").is_file():
         raise ConfigError(f"{where}: not a model directory (no config.json); expected {EXPECTED_DIR}")
-    if weights and not any((directory / name).is_file() for name in WEIGHT_FILES):
-        raise ConfigError(f"{where}: not a complete model directory (no weights: {' / '.join(WEIGHT_FILES)})")
     try:
-        model_type = json.loads((directory / "config.json").read_text()).get("model_type")
+        config = json.loads((directory / "config.json").read_text())
+        model_type = config.get("model_type")
     except (OSError, ValueError, AttributeError) as err:
         raise ConfigError(f"{where}: config.json is not readable JSON ({err})") from None
+    marker = remote_code_marker(config) if ModelFamily(family) == ModelFamily.internvl else None
+    if marker:  # before the weights: a download of config.json alone is refused the same way
+        what = f"holds a {model_type!r} model in InternVL's remote-code layout ({marker})"
+        raise remote_code_error(where, str(directory), what, hub=False)
+    if weights and not any((directory / name).is_file() for name in WEIGHT_FILES):
+        raise ConfigError(f"{where}: not a complete model directory (no weights: {' / '.join(WEIGHT_FILES)})")
     expected = FAMILY_MODEL_TYPES[ModelFamily(family)]
     if model_type != expected:
         hint = " (a remote-code InternVL checkpoint: convert it, python -m grit_exp.models.convert_internvl)" \
@@ -166,6 +221,15 @@ def check_model_path(model: Any, cache_dir: str | os.PathLike | None = None, *, 
                 f"model group too, e.g. model=qwen2_5_vl_3b model.path={raw}"
             )
     elif not local.exists() and looks_like_hub_id(raw):
+        if hub and ModelFamily(str(model.family)) == ModelFamily.internvl:
+            if REMOTE_CODE_INTERNVL_HUB.match(raw) and not raw.lower().endswith("-hf"):
+                raise remote_code_error(where, raw, "names an InternVL repository that the Hugging Face Hub has only "
+                                        "in the remote-code layout", hub=True)
+            config = _hub_config(raw, download=not hub_offline())
+            marker = remote_code_marker(config) if config is not None else None
+            if marker:
+                raise remote_code_error(where, raw, f"is an InternVL repository in the remote-code layout ({marker})",
+                                        hub=True)
         if hub and hub_offline():
             from huggingface_hub import try_to_load_from_cache
 
@@ -183,17 +247,9 @@ def check_model_path(model: Any, cache_dir: str | os.PathLike | None = None, *, 
     return local
 
 
-def check_config_model_path(cfg: Any) -> None:
-    """The entry points' check of `model.path` (no hub lookup: `build_adapter` does that), skipped where
-    no model loads (rollout=replay) or where model.path cannot be resolved yet (an unset ${oc.env:VAR}
-    is reported where it is read)."""
-    from omegaconf.errors import InterpolationResolutionError
-
-    if "model" not in cfg or ("rollout" in cfg and cfg.rollout.kind == "replay" and "trainer" not in cfg):
+def check_config_model_path(cfg: Any, *, training: bool) -> None:
+    """The entry points' check of `model.path` on a typed config (no hub lookup: `build_adapter` does
+    that), skipped where no model loads (rollout=replay outside training)."""
+    if cfg.rollout.kind == "replay" and not training:
         return
-    try:
-        cfg.model.path  # noqa: B018  (resolves the interpolations)
-    except InterpolationResolutionError:
-        return
-    cache_dir = cfg.paths.cache_dir if "paths" in cfg else None
-    check_model_path(cfg.model, cache_dir)
+    check_model_path(cfg.model, cfg.paths.cache_dir)
