@@ -168,16 +168,13 @@ def test_seeded_sampling_repeats_and_ignores_batch_layout(setup):
 def test_the_rollout_carries_the_samplers_logprobs(setup):
     """`Rollout.sampler_logprobs` (what algorithm.tis reads) is vLLM's log-prob of each sampled token under the
     distribution it sampled: with top-k off, the training model's log-probs at the sampling temperature."""
-    from omegaconf import open_dict
-
     cfg, adapter, policy, rollout, rows, texts = setup
     seeds = [completion_seed(0, 2, p, g) for p in range(len(rows)) for g in range(2)]
-    with open_dict(rollout.cfg):
-        top_k, rollout.cfg.top_k = rollout.cfg.top_k, 0
-        try:
-            out = rollout.generate(policy, rows, texts, num_generations=2, completion_seeds=seeds)
-        finally:
-            rollout.cfg.top_k = top_k
+    top_k, rollout.cfg.top_k = rollout.cfg.top_k, 0  # an existing key: settable on the config tree as it is
+    try:
+        out = rollout.generate(policy, rows, texts, num_generations=2, completion_seeds=seeds)
+    finally:
+        rollout.cfg.top_k = top_k
     mask = out.completion_mask.bool()
     assert out.sampler_logprobs is not None and out.sampler_logprobs.shape == out.completion_ids.shape
     assert torch.all(out.sampler_logprobs[~mask] == 0) and torch.all(out.sampler_logprobs[mask] <= 0)
