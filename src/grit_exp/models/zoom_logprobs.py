@@ -8,7 +8,8 @@ then its crops), and for Qwen2.5-VL `mm_token_type_ids` marking every image toke
 `get_rope_index` gives the 3-D positions of several images in one sequence. With a KV cache (not under
 gradient checkpointing) the group's prompt runs once and its cache is copied to the completions, which run
 in a second pass with those same positions (as `ModelAdapter._shared_prompt_logits`); two passes either way,
-so every process runs as many. Left out: generating (grit_exp.rollout), single-turn completions
+and the vision tower runs in the second pass whether or not the micro-batch holds crops, so every process runs
+as many of each. Left out: generating (grit_exp.rollout), single-turn completions
 (`ModelAdapter.completion_logprobs` without tool turns, unchanged).
 """
 
@@ -124,4 +125,24 @@ def _shared_prompt_logits(adapter: ModelAdapter, model: torch.nn.Module, prompt:
             extra["image_grid_thw"] = torch.cat(grids, dim=0).to(completion_ids.device)
     rest = model(input_ids=completion_ids[:, :n], attention_mask=mask, position_ids=positions, cache=cache,
                  use_cache=True, **extra)
-    return torch.cat([first, rest.logits[:, : t - 1]], dim=1)
+    logits = torch.cat([first, rest.logits[:, : t - 1]], dim=1)
+    if not crops:  # the vision tower still runs once in this pass, in the graph with no effect (see below)
+        logits = logits + 0.0 * _vision_tower_once(model, prompt)
+    return logits
+
+
+def _vision_tower_once(model: torch.nn.Module, prompt: PromptBatch) -> torch.Tensor:
+    """The vision tower over the first prompt image, summed: run in the second pass of a micro-batch without
+    crops so that every process runs the tower as often in each pass whether or not its completions zoomed
+    (ZeRO-3 gathers a module's parameters at each call and reduce-scatters at each backward)."""
+    inner = pretrained_model(model).model
+    a, b = prompt.image_slices[0]
+    pixels = prompt.inputs["pixel_values"][a:b]
+    if "image_grid_thw" in prompt.inputs:
+        out = inner.get_image_features(pixels, prompt.inputs["image_grid_thw"][:1], return_dict=True)
+    else:
+        out = inner.get_image_features(pixel_values=pixels, return_dict=True)
+    features = out.pooler_output
+    if isinstance(features, list | tuple):
+        features = torch.cat(list(features), dim=0)
+    return features.sum()

@@ -12,6 +12,11 @@ per token, as `generate` does; Qwen2.5-VL's 3-D mRoPE rows follow their completi
 suppressed tokens, EOS / stop-string / length rules and padding after a row's end
 (tests/rollout/test_decode.py checks the tokens against `generate`, greedy and seeded).
 
+Zoom turns (`tool`, grit_exp.rollout.zoom): a row whose newest token closes a zoom call gets the tool turn (a
+crop and its chat markup) written into its KV cache in one forward pass over the batch, the other rows getting
+masked columns there, and resumes (tests/rollout/test_zoom_rollout.py: the tokens of HF `generate` re-run on
+the whole conversation at every turn). Without `tool` nothing of this runs.
+
 What it supports, and nothing more: greedy decoding and per-completion seeded sampling
 (`PerRowSeededSampler.draw`: all of grit-exp's rollouts and evaluations), one KV-cache layout (the
 in-place cache, `rollout/kv_cache.py`), stop criteria that look at token ids. Left out: beam search,

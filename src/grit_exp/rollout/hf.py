@@ -11,7 +11,9 @@ a checkpoint's generation_config.json, e.g. `repetition_penalty: 1.05`, plays no
 are matched by token ids (`rollout/stop_strings.py`, HF's rule at a fraction of the cost of its
 criterion), and the KV cache is written in place (`rollout/kv_cache.py`). `generation_config` and
 `only_these_settings` run HF `generate` with the same settings: the reference the tests and
-benchmarks compare the loop against.
+benchmarks compare the loop against. With `rollout.zoom.enabled` the loop serves zoom calls
+(`rollout/zoom/turns.py`) and the Rollout carries the calls and the tool turns (judged after the rollout, not
+during it).
 """
 
 from __future__ import annotations
