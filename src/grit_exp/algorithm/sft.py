@@ -2,7 +2,8 @@
 
 The target of a row is its gold chain rendered in the model family's box frame (the geometry
 comes from the processed prompt, so Qwen targets use the resized-input pixels the model sees),
-followed by the end-of-turn token. The loss is the mean negative log-likelihood of target tokens.
+followed by the end-of-turn token; with zoom turns on (`rollout.zoom.enabled`) rows with gold boxes are
+trained as zoom conversations instead (`algorithm/sft_zoom.py`: the tool turn masked out). The loss is the mean negative log-likelihood of target tokens.
 `sft_step` is one optimizer step of a training run (through the engine, micro-batched like the GRPO
 update); `cached_warm_start` trains a plain SFT loop (`run_sft`) before GRPO and caches its weights by a
 fingerprint of what determines them. Left out: drawing the rows (`training/run.py`), the loss maths
@@ -58,7 +59,20 @@ def sft_batch(adapter: ModelAdapter, rows: list[GritRow], prompt_cfg: Any) -> tu
     return prompt, ids, mask
 
 
-def sft_step_loss(adapter: ModelAdapter, model: torch.nn.Module, rows: list[GritRow], prompt_cfg: Any) -> torch.Tensor:
+def zoom_of(cfg: Any) -> Any:
+    """`cfg.rollout.zoom` when zoom turns are on (the SFT targets then hold a zoom turn), else None."""
+    zoom = getattr(getattr(cfg, "rollout", None), "zoom", None)
+    return zoom if zoom is not None and zoom.enabled else None
+
+
+def sft_step_loss(adapter: ModelAdapter, model: torch.nn.Module, rows: list[GritRow], prompt_cfg: Any,
+                  zoom: Any = None) -> torch.Tensor:
+    """Mean NLL of the target tokens; with `zoom` (rollout.zoom, on) the targets are zoom conversations."""
+    if zoom is not None:
+        from grit_exp.algorithm.sft_zoom import zoom_sft_loss_inputs
+
+        logp, mask = zoom_sft_loss_inputs(adapter, model, rows, prompt_cfg, zoom)
+        return sft_loss(logp, mask)
     prompt, ids, mask = sft_batch(adapter, rows, prompt_cfg)
     device = next(model.parameters()).device
     logp = adapter.completion_logprobs(model, prompt.to(device), ids.to(device), mask.to(device))
@@ -74,7 +88,7 @@ def sft_step(m: StepModules, rows: list[GritRow]) -> dict[str, float]:
         part = rows[sl]
         with engine.accumulate(m.policy):
             with engine.autocast():
-                loss = sft_step_loss(m.adapter, m.policy, part, m.cfg.prompt)
+                loss = sft_step_loss(m.adapter, m.policy, part, m.cfg.prompt, zoom_of(m.cfg))
             w = len(part) / len(rows)
             engine.backward(loss * w)
             if engine.sync_gradients:
@@ -96,13 +110,18 @@ def warm_start_fingerprint(cfg: Any, rows: list[GritRow]) -> str:
         "trainer": [cfg.trainer.warm_start_sft_steps, cfg.trainer.warm_start_learning_rate, cfg.trainer.warm_start_batch_size],
         "seed": cfg.seed,
     }
+    zoom = zoom_of(cfg)
+    if zoom is not None:  # zoom conversations as targets (absent otherwise: the single-turn fingerprint is unchanged)
+        parts["zoom"] = [zoom.open_tag, zoom.close_tag, str(zoom.trigger_format), zoom.padding, zoom.min_size,
+                         zoom.crop_min_pixels, zoom.crop_max_pixels, zoom.turn_template, zoom.reply_text]
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def run_sft(adapter: ModelAdapter, model: torch.nn.Module, rows: list[GritRow], prompt_cfg: Any, *,
             steps: int, lr: float, batch_size: int, seed: int,
-            precision: Callable[[], AbstractContextManager] = contextlib.nullcontext) -> list[float]:
-    """Plain SFT loop (AdamW, constant lr after a short warmup); returns the loss per step."""
+            precision: Callable[[], AbstractContextManager] = contextlib.nullcontext, zoom: Any = None) -> list[float]:
+    """Plain SFT loop (AdamW, constant lr after a short warmup); returns the loss per step. `zoom`: see
+    `sft_step_loss`."""
     from grit_exp.training.sampler import PromptSampler
 
     params = [p for p in model.parameters() if p.requires_grad]
@@ -114,7 +133,7 @@ def run_sft(adapter: ModelAdapter, model: torch.nn.Module, rows: list[GritRow], 
     for step in range(steps):
         batch = [rows[i] for i in sampler.next_indices(batch_size)]
         with precision():
-            loss = sft_step_loss(adapter, model, batch, prompt_cfg)
+            loss = sft_step_loss(adapter, model, batch, prompt_cfg, zoom)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -147,7 +166,7 @@ def cached_warm_start(cfg: Any, adapter: ModelAdapter, rows: list[GritRow], cach
     losses = run_sft(
         adapter, model, rows, cfg.prompt, steps=cfg.trainer.warm_start_sft_steps,
         lr=cfg.trainer.warm_start_learning_rate, batch_size=cfg.trainer.warm_start_batch_size, seed=cfg.seed,
-        precision=precision,
+        precision=precision, zoom=zoom_of(cfg),
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=out.parent))
