@@ -103,3 +103,33 @@ def test_tool_turn_per_family(builder, tiny_model_paths, tmp_path):
     assert adapter.processor.image_token_id not in refused.ids and "at most 1" in tok.decode(refused.ids)
     malformed = session.respond(0, ids("<zoom>[1, 2]</zoom>"))
     assert malformed.call.box is None and "Zoom failed" in tok.decode(malformed.ids)
+
+
+@pytest.mark.parametrize("override, key", [
+    ("rollout.zoom.max_turns=0", "rollout.zoom.max_turns=0"),
+    ("rollout.zoom.close_tag='<zoom>'", "rollout.zoom.open_tag"),
+    ("rollout.zoom.padding=-1", "rollout.zoom.padding=-1"),
+    ("rollout.zoom.min_size=0", "rollout.zoom.min_size=0"),
+    ("rollout.zoom.crop_min_pixels=20000", "rollout.zoom.crop_min_pixels=20000"),
+    ("rollout.zoom.turn_template='<|im_end|>{text}'", "rollout.zoom.turn_template"),
+    ("algorithm.dynamic_sampling.enabled=true", "algorithm.dynamic_sampling.enabled"),
+])
+def test_bad_zoom_settings_name_their_key(override, key):
+    from grit_exp.config import validate_train
+    from grit_exp.errors import ConfigError
+    from tests.helpers.configs import compose_config
+
+    with pytest.raises(ConfigError, match=key.replace("[", r"\[")):
+        validate_train(compose_config("train", "rollout.zoom.enabled=true", override))
+
+
+def test_zoom_settings_compose_and_default_off():
+    from grit_exp.config import validate_train
+    from tests.helpers.configs import compose_config
+
+    cfg = compose_config("train")
+    assert cfg.rollout.zoom.enabled is False and cfg.rollout.zoom.max_turns == 2
+    validate_train(compose_config("train", "rollout.zoom.enabled=true", "rollout.zoom.trigger_format=bbox_2d_json",
+                                  "rollout.zoom.open_tag='<tool_call>'", "rollout.zoom.close_tag='</tool_call>'"))
+    with pytest.raises(Exception, match="trigger_format"):
+        compose_config("train", "rollout.zoom.trigger_format=json")
