@@ -126,7 +126,7 @@ class ZoomSession:
         if self.prompt_grids is None:
             return None
         grids = [self.prompt_grids[completion // self.repeats][None]]
-        grids += [i.turn.image_grid_thw for i in self.insertions
+        grids += [i.turn.image_grid_thw.to(self.prompt_grids.device) for i in self.insertions
                   if i.completion == completion and i.turn.image_grid_thw is not None]
         return torch.cat(grids, dim=0)
 
