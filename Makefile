@@ -45,7 +45,8 @@ test-all: install install-browser
 train: install
 	$(PY) -m grit_exp.train $(ARGS)
 
-# benchmarks/README.md explains each figure; the summary goes to benchmarks/results/latest.json (~10 min on 2 cores).
+# benchmarks/README.md explains each figure; the summary goes to benchmarks/results/latest.json (~10 min on 2 cores,
+# plus ~20 min for the real-width GRPO step vs TRL, which needs ~11 GB free).
 # TRL (the GRPO baseline) is a dev dependency; bench_gpu.py runs only where CUDA is.
 bench: install
 	$(PY) benchmarks/bench_judge.py
@@ -56,6 +57,7 @@ bench: install
 	$(PY) benchmarks/bench_rewards.py
 	$(PY) benchmarks/bench_memory.py
 	$(PY) benchmarks/bench_real_width.py
+	$(PY) benchmarks/bench_real_width_vs_trl.py
 	$(PY) benchmarks/bench_gpu.py
 	$(PY) benchmarks/bench_report.py
 

@@ -6,6 +6,10 @@ format and end at `</answer>`), trained once and saved under the grit_exp cache.
 the next `prompts_per_step` training rows in order, and completion j of prompt i at step s is
 sampled from `completion_seed(seed, s, i, j)` on both sides.
 
+`use_real_width()` switches the work to `bench_real_width_vs_trl.py`'s: the real-width Qwen2.5-VL-3B
+(`model=real_width_qwen2_5_vl`, no warm start: its random weights), 2 prompts x G=4, 16 new tokens,
+micro-batches of 4 (the paper's), everything else as above.
+
 Left out: the timing and the comparison (the bench scripts do that).
 """
 
@@ -27,6 +31,14 @@ NUM_GENERATIONS = 4
 MAX_NEW_TOKENS = 128
 MICRO_BATCH = 16
 WARM_START_STEPS = 120  # format 1.0 greedy after ~100 steps at batch 32 (measured); cached once
+MODEL_OVERRIDES: list[str] = []  # the tiny Qwen2.5-VL (train.yaml's default) unless use_real_width()
+
+
+def use_real_width() -> None:
+    """The real-width work (module docstring); call it before composing the config, in every process."""
+    global PROMPTS_PER_STEP, MAX_NEW_TOKENS, MICRO_BATCH, WARM_START_STEPS
+    PROMPTS_PER_STEP, MAX_NEW_TOKENS, MICRO_BATCH, WARM_START_STEPS = 2, 16, 4, 0
+    MODEL_OVERRIDES[:] = ["model=real_width_qwen2_5_vl", "model.dtype=float32"]
 
 
 def bench_overrides() -> list[str]:
@@ -42,6 +54,7 @@ def bench_overrides() -> list[str]:
         f"trainer.warm_start_sft_steps={WARM_START_STEPS}",
         "judge=rules",
         "cluster=local",
+        *MODEL_OVERRIDES,
     ]
 
 
@@ -60,6 +73,8 @@ def prepare(cfg: Any) -> tuple[Any, list, Path]:
 
     rows, _ = load_dataset_splits(cfg.dataset, cfg.seed)
     adapter = build_adapter(cfg.model)
+    if cfg.trainer.warm_start_sft_steps == 0:  # the real-width work starts from the random weights
+        return adapter, rows, Path(adapter.path)
     start = cached_warm_start(cfg, adapter, rows, Path(cfg.paths.cache_dir).expanduser())
     return adapter, rows, start
 
