@@ -12,10 +12,12 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 
-from grit_exp.config import validate_train
+from grit_exp.api_keys import to_plain
+from grit_exp.config import TrainConfig, validate_train
+from grit_exp.config.typed import to_typed
 from grit_exp.errors import ConfigError
 from grit_exp.hydra_app import CONF_DIR
-from tests.helpers.configs import compose_config
+from tests.helpers.configs import compose_config, compose_dictconfig
 
 GROUPS = ["model", "dataset", "prompt", "reward", "judge", "rollout", "algorithm", "cluster", "logger"]
 ROOT = Path(__file__).resolve().parents[1]
@@ -109,10 +111,31 @@ def test_enumerated_values_fail_at_compose_time(override, valid):
 
 
 def test_enum_values_read_and_print_as_their_strings():
-    cfg = compose_train(["algorithm=sft", "cluster=node8"])
-    assert cfg.algorithm.name == "sft" and f"{cfg.cluster.engine}" == "deepspeed" and str(cfg.model.dtype) == "float32"
-    assert json.loads(json.dumps(OmegaConf.to_container(cfg, resolve=True)))["algorithm"]["name"] == "sft"
-    assert OmegaConf.to_yaml(cfg.algorithm).startswith("name: sft\n")
+    composed = compose_dictconfig("train", "algorithm=sft", "cluster=node8")
+    for cfg in (composed, to_typed(composed, TrainConfig)):  # as Hydra composes it, and as the run reads it
+        assert cfg.algorithm.name == "sft" and f"{cfg.cluster.engine}" == "deepspeed" and str(cfg.model.dtype) == "float32"
+        assert json.loads(json.dumps(to_plain(cfg)))["algorithm"]["name"] == "sft"
+        assert OmegaConf.to_yaml(cfg.algorithm).startswith("name: sft\n")
+    assert to_plain(to_typed(composed, TrainConfig)) == to_plain(composed)  # W&B's config is unchanged
+
+
+def test_the_typed_config_keeps_the_key_interpolation_unresolved(monkeypatch):
+    monkeypatch.delenv("MY_JUDGE_KEY", raising=False)
+    composed = compose_dictconfig("train", "judge=openai", "judge.api_key=${oc.env:MY_JUDGE_KEY}")
+    cfg = to_typed(composed, TrainConfig)  # the variable is unset: nothing is resolved into the config
+    assert isinstance(cfg, TrainConfig) and cfg.judge.api_key == "${oc.env:MY_JUDGE_KEY}"
+    assert cfg.judge.cache_path == f"{cfg.paths.cache_dir}/judge_cache.sqlite" and cfg.judge.kind == "openai"
+    validate_train(cfg)
+
+
+def test_a_saved_config_converts_like_the_composed_one(tmp_path):
+    composed = compose_dictconfig("train", "algorithm=dapo")
+    OmegaConf.save(composed, tmp_path / "config.yaml")
+    saved = OmegaConf.load(tmp_path / "config.yaml")  # untyped, as --config-path RUN/.hydra reloads it
+    assert to_typed(saved, TrainConfig) == to_typed(composed, TrainConfig)
+    saved.trainer.max_steps = "many"
+    with pytest.raises(ConfigError, match="trainer.max_steps"):
+        to_typed(saved, TrainConfig)
 
 
 def test_processes_must_divide_prompts():

@@ -46,8 +46,8 @@ def test_the_model_groups_are_sorted_into_real_and_tiny():
 def test_a_real_model_alone_gets_the_paper_values(model):
     cfg = compose_entry("train", [f"model={model}"])
     assert cfg.demo_values is None
-    assert {k: cfg.trainer[k] for k in PAPER_TRAINER} == PAPER_TRAINER
-    assert {k: cfg.rollout[k] for k in PAPER_ROLLOUT} == PAPER_ROLLOUT
+    assert {k: getattr(cfg.trainer, k) for k in PAPER_TRAINER} == PAPER_TRAINER
+    assert {k: getattr(cfg.rollout, k) for k in PAPER_ROLLOUT} == PAPER_ROLLOUT
     assert list(cfg.dataset.synthetic.kind_weights) == [0.6, 0.2, 0.2] and cfg.dataset.synthetic.count_targets == 9
     assert (cfg.algorithm.num_generations, cfg.algorithm.beta) == (4, 0.01)
     assert cfg.algorithm.loss_aggregation == "seq_mean_token_mean" and cfg.eval.sampled_k == 0
@@ -61,14 +61,14 @@ def test_a_real_model_alone_gets_the_paper_values(model):
 def test_the_demo_keeps_its_values(model):
     cfg = compose_entry("train", [] if model == "tiny_qwen2_5_vl" else [f"model={model}"])
     assert cfg.demo_values == "cpu_train"
-    assert {k: cfg.trainer[k] for k in DEMO_TRAINER} == DEMO_TRAINER
+    assert {k: getattr(cfg.trainer, k) for k in DEMO_TRAINER} == DEMO_TRAINER
     assert cfg.eval.sampled_k == 4 and cfg.eval.batch_size == 32
-    assert {k: cfg.algorithm[k] for k in DEMO_ALGORITHM} == DEMO_ALGORITHM
+    assert {k: getattr(cfg.algorithm, k) for k in DEMO_ALGORITHM} == DEMO_ALGORITHM
     assert cfg.rollout.max_new_tokens == 128 and cfg.rollout.temperature == 1.0
     eval_cfg = compose_entry("eval", [f"model={model}"])
     assert eval_cfg.rollout.max_new_tokens == 96
     for entry in (cfg, eval_cfg):
-        assert {k: entry.dataset.synthetic[k] for k in DEMO_DATA} == DEMO_DATA
+        assert {k: getattr(entry.dataset.synthetic, k) for k in DEMO_DATA} == DEMO_DATA
 
 
 def test_experiments_and_the_command_line_still_win_over_the_demo():

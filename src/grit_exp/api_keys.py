@@ -117,11 +117,13 @@ def scrub_secrets(data: Any) -> Any:
     return data
 
 
-def to_plain(cfg: DictConfig) -> dict[str, Any]:
-    """The resolved config as plain Python containers (for W&B and samples), secrets scrubbed.
+def to_plain(cfg: Any) -> dict[str, Any]:
+    """The resolved config (a typed config's dataclass tree, or a DictConfig) as plain Python containers
+    (for W&B and samples), secrets scrubbed; enums stay `StrEnum` members, which serialise as their values.
 
     Resolving turns `judge.api_key: ${oc.env:VAR}` into the key itself, so scrubbing is not optional."""
-    return scrub_secrets(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[no-any-return]
+    node = cfg if isinstance(cfg, DictConfig) else OmegaConf.structured(cfg)
+    return scrub_secrets(OmegaConf.to_container(node, resolve=True))  # type: ignore[no-any-return]
 
 
 class RedactingFilter(logging.Filter):

@@ -22,7 +22,8 @@ from omegaconf import DictConfig
 
 from grit_exp.api_keys import install_log_redaction
 from grit_exp.cluster.slurm_env import apply_slurm_env
-from grit_exp.config import validate_eval
+from grit_exp.config import EvalConfig, validate_eval
+from grit_exp.config.typed import to_typed
 from grit_exp.hydra_app import CONF_DIR
 from grit_exp.preflight import reported_user_errors, validated_before_hydra
 
@@ -30,11 +31,12 @@ log = logging.getLogger("grit_exp.evaluate")
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="eval")
-def main(cfg: DictConfig) -> None:
+def main(composed: DictConfig) -> None:
     install_log_redaction()
     # a task of a multi-task SLURM job step: RANK, WORLD_SIZE, MASTER_ADDR... from SLURM_* (as grit_exp.train)
     apply_slurm_env()
     with reported_user_errors("evaluate"):
+        cfg = to_typed(composed, EvalConfig)  # the one conversion: the evaluation reads typed attributes
         if not validated_before_hydra():
             validate_eval(cfg)
         from grit_exp.evaluation.runner import run_evaluation
@@ -47,5 +49,5 @@ def main(cfg: DictConfig) -> None:
 if __name__ == "__main__":
     from grit_exp.preflight import preflight
 
-    preflight(main, "eval", str(CONF_DIR), validate_eval)
+    preflight(main, "eval", str(CONF_DIR), validate_eval, EvalConfig)
     main()

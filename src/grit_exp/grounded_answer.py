@@ -58,8 +58,8 @@ class AppConfig:
     prompt: PromptConfig = MISSING
     rollout: RolloutConfig = MISSING
     device: str = "auto"  # "auto" (cuda when available, else cpu) or a torch device string
-    image: str = MISSING  # infer: the image file (or --image)
-    question: str = MISSING  # infer: the question (or --question)
+    image: str | None = None  # infer: the image file (or --image)
+    question: str | None = None  # infer: the question (or --question)
     out: str | None = None  # infer: the picture with boxes; null: <run dir>/boxes.png
     server: ServerConfig = field(default_factory=ServerConfig)  # the web app
 
@@ -125,7 +125,7 @@ class GroundedAnswerer:
         self.cfg = cfg
         torch.manual_seed(int(cfg.seed))
         device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else str(cfg.device)
-        self.adapter = build_adapter(cfg.model, int(cfg.seed))
+        self.adapter = build_adapter(cfg.model, int(cfg.seed), cache_dir=cfg.paths.cache_dir)
         self.random_init = warn_if_random(self.adapter, cfg)
         self.model = self.adapter.load_model(device)
         self.model.eval()

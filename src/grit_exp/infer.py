@@ -31,11 +31,12 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from grit_exp.config import validate_groups
+from grit_exp.config.typed import to_typed
 from grit_exp.errors import ConfigError
-from grit_exp.grounded_answer import GroundedAnswerer, boxes_in_original, picture
+from grit_exp.grounded_answer import AppConfig, GroundedAnswerer, boxes_in_original, picture
 from grit_exp.grounding.frames import ImageGeometry
 from grit_exp.hydra_app import CONF_DIR
 from grit_exp.preflight import preflight, reported_user_errors
@@ -82,7 +83,8 @@ def _request_of(cfg: Any, request: Request | None) -> tuple[str, str]:
     request = request or Request()
 
     def from_config(key: str) -> str | None:
-        return None if OmegaConf.is_missing(cfg, key) else str(cfg[key])
+        value = getattr(cfg, key)
+        return None if value is None else str(value)
 
     image = request.image if request.image is not None else from_config("image")
     question = request.question if request.question is not None else from_config("question")
@@ -133,10 +135,11 @@ def run_inference(cfg: Any, run_dir: Path, request: Request | None = None) -> di
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="app")
-def main(cfg: DictConfig) -> None:
+def main(composed: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
     with reported_user_errors("infer"):
+        cfg = to_typed(composed, AppConfig)
         validate_groups(cfg)
         check_inputs(cfg, COMMAND_LINE)
         run_inference(cfg, Path(HydraConfig.get().runtime.output_dir), COMMAND_LINE)
@@ -144,5 +147,5 @@ def main(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":
     COMMAND_LINE, sys.argv[1:] = split_command_line(sys.argv[1:])
-    preflight(main, "app", str(CONF_DIR), validate_groups)
+    preflight(main, "app", str(CONF_DIR), validate_groups, AppConfig)
     main()

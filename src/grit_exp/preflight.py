@@ -12,8 +12,10 @@ and overrides, through Hydra's own `Hydra` object), then, before anything is pri
 - refuses literal secrets (`grit_exp.api_keys.refuse_literal_secrets`) in the composed config and
   in the raw overrides, for every way: command line, experiment file, saved config, `--cfg job|hydra|all`,
   `--info`, and `--multirun` (every job of the sweep is composed, as Hydra's sweeper would);
-- runs the entry point's validation (`--cfg` / `--info`: `check_shown` only, so an incomplete config
-  can still be shown), so that a bad value fails before any data or model is touched. The task
+- converts the config to the entry point's typed schema (`grit_exp.config.typed.to_typed`, as the task
+  function will) and runs the entry point's validation on it (`--cfg` / `--info`: `check_shown` on the
+  DictConfig only, so an incomplete config can still be shown), so that a bad value fails before any
+  data or model is touched. The task
   function then skips its own validation (`validated_before_hydra`); it still validates the jobs
   preflight did not run here (each job of a sweep, a SLURM job).
 
@@ -43,6 +45,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from grit_exp.api_keys import redact, refuse_literal_secrets
 from grit_exp.config.entries import check_shown
+from grit_exp.config.typed import to_typed
 from grit_exp.errors import EXIT_USER_ERROR, GritError, PreflightError, one_line
 
 MAX_SWEEP_JOBS_CHECKED = 512  # a larger sweep: its group choices are composed, its values checked as text
@@ -111,17 +114,20 @@ def preflight(
     entry_main: Callable[..., Any],
     config_name: str,
     config_path: str,
-    validate: Callable[[DictConfig], None],
+    validate: Callable[[Any], None],
+    schema: type | None = None,
     argv: Sequence[str] | None = None,
 ) -> None:
     """Compose the config `hydra.main(config_path, config_name)(entry_main)` will run with `argv`
-    (default: sys.argv[1:]) and check it; on a problem print one line and exit with code 2."""
+    (default: sys.argv[1:]), convert it to `schema` (None: `validate` takes the DictConfig) and check it;
+    on a problem print one line and exit with code 2."""
     entry = getattr(entry_main, "__module__", "grit_exp")
     if entry == "__main__":  # `python -m grit_exp.train`: the module's real name
         spec = getattr(sys.modules["__main__"], "__spec__", None)
         entry = spec.name if spec is not None else "grit_exp"
     try:
-        _preflight(entry_main, config_name, config_path, validate, list(sys.argv[1:] if argv is None else argv))
+        typed_validate = validate if schema is None else (lambda cfg: validate(to_typed(cfg, schema)))
+        _preflight(entry_main, config_name, config_path, typed_validate, list(sys.argv[1:] if argv is None else argv))
     except GritError as error:
         if full_tracebacks():
             raise

@@ -64,7 +64,7 @@ def generation_info(cfg: Any) -> dict[str, Any] | None:
     """The sampled and greedy generation settings of a run with a live model; None for a replay."""
     from grit_exp.rollout.generation import generation_record
 
-    rollout = cfg.get("rollout") if hasattr(cfg, "get") else getattr(cfg, "rollout", None)
+    rollout = getattr(cfg, "rollout", None)
     if rollout is None or rollout.kind == "replay":  # hf and vllm generate with the same settings
         return None
     return generation_record(rollout)

@@ -18,24 +18,26 @@ from omegaconf import DictConfig
 
 from grit_exp.api_keys import install_log_redaction
 from grit_exp.cluster.slurm_env import apply_slurm_env
-from grit_exp.config import validate_train
+from grit_exp.config import TrainConfig, validate_train
+from grit_exp.config.typed import to_typed
 from grit_exp.hydra_app import CONF_DIR
 from grit_exp.preflight import reported_user_errors, validated_before_hydra
 
 log = logging.getLogger("grit_exp.train")
 
 
-def validate_this_job(cfg: DictConfig) -> None:
+def validate_this_job(cfg: TrainConfig) -> None:
     """The training checks for the processes of this job (WORLD_SIZE: torchrun's, or SLURM's)."""
     validate_train(cfg, world_size=int(os.environ.get("WORLD_SIZE", "1")))
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
-def main(cfg: DictConfig) -> None:
+def main(composed: DictConfig) -> None:
     install_log_redaction()
     # a task of a multi-task SLURM job: RANK, WORLD_SIZE, MASTER_ADDR... from SLURM_* (returns what it set)
     world_from_slurm = apply_slurm_env()
     with reported_user_errors("train"):
+        cfg = to_typed(composed, TrainConfig)  # the one conversion: the run reads typed attributes
         if world_from_slurm or not validated_before_hydra():
             validate_this_job(cfg)
         from grit_exp.training.run import run_training
@@ -46,5 +48,5 @@ def main(cfg: DictConfig) -> None:
 if __name__ == "__main__":
     from grit_exp.preflight import preflight
 
-    preflight(main, "train", str(CONF_DIR), validate_this_job)
+    preflight(main, "train", str(CONF_DIR), validate_this_job, TrainConfig)
     main()

@@ -33,8 +33,14 @@ import hydra
 from omegaconf import DictConfig
 
 from grit_exp.config import validate_groups
+from grit_exp.config.typed import to_typed
 from grit_exp.errors import ConfigError
-from grit_exp.grounded_answer import GroundedAnswerer, picture, reasoning_html  # registers app_schema
+from grit_exp.grounded_answer import (  # registers app_schema
+    AppConfig,
+    GroundedAnswerer,
+    picture,
+    reasoning_html,
+)
 from grit_exp.hydra_app import CONF_DIR
 from grit_exp.preflight import preflight, reported_user_errors
 
@@ -133,12 +139,13 @@ def serve(cfg: Any) -> None:
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="app")
-def main(cfg: DictConfig) -> None:
+def main(composed: DictConfig) -> None:
     with reported_user_errors("web_app"):
+        cfg = to_typed(composed, AppConfig)
         validate_groups(cfg)
         serve(cfg)
 
 
 if __name__ == "__main__":
-    preflight(main, "app", str(CONF_DIR), validate_groups)
+    preflight(main, "app", str(CONF_DIR), validate_groups, AppConfig)
     sys.exit(main())

@@ -66,7 +66,7 @@ def test_the_design_card_sweep_composes_and_validates():
     points = zip(["0", "0.5", "1"], ["20", "500", "7000"], ["1", "2", "3"], strict=True)
     for count, samples, seed in points:
         cfg = compose_train([f"reward.weights.count={count}", f"dataset.num_samples={samples}", f"seed={seed}"])
-        assert (cfg.reward.weights.count, cfg.dataset.num_samples, cfg.seed) == (float(count), int(samples), int(seed))
+        assert (cfg.reward.weights["count"], cfg.dataset.num_samples, cfg.seed) == (float(count), int(samples), int(seed))
         validate_train(cfg)
 
 

@@ -21,7 +21,7 @@ def test_training_takes_rollout_vllm_with_the_hf_sampling_settings():
     validate_train(vllm)
     assert vllm.rollout.kind == "vllm" and vllm.rollout.vllm.sleep and vllm.rollout.vllm.kv_cache_memory_bytes is None
     for key in ("temperature", "top_k", "top_p", "max_new_tokens", "stop_strings"):
-        assert vllm.rollout[key] == hf.rollout[key], key
+        assert getattr(vllm.rollout, key) == getattr(hf.rollout, key), key
 
 
 @pytest.mark.parametrize(("overrides", "message"), [

@@ -87,35 +87,35 @@ class EvalConfig(RunConfig):
 
 
 def check_shown(cfg: DictConfig) -> None:
-    """What `--cfg` / `--info` check (an incomplete config can still be shown): the values a group's
-    enum allows but this entry point does not (rollout.kind=vllm outside training)."""
+    """What `--cfg` / `--info` check on the composed DictConfig (an incomplete config can still be shown,
+    so it is not converted): the values a group's enum allows but this entry point does not
+    (rollout.kind=vllm outside training)."""
     if "rollout" in cfg:
         check_rollout_kind(cfg.rollout, training="trainer" in cfg)
 
 
 def validate_groups(cfg: Any, *, training: bool = False) -> None:
-    """The checks of every group that a composed config holds: the validation that train, evaluate
-    and infer share (each adds the checks of its own keys). Raises ConfigError naming the key."""
-    if "model" in cfg:
-        check_model(cfg.model)
-        check_config_model_path(cfg)  # a model.path that cannot load: one line before anything runs
-    if "dataset" in cfg:
+    """The checks of every group that a typed config (`grit_exp.config.typed.to_typed`: TrainConfig,
+    EvalConfig, AppConfig) holds: the validation that train, evaluate and infer share (each adds the
+    checks of its own keys). Raises ConfigError naming the key."""
+    check_model(cfg.model)
+    check_config_model_path(cfg, training=training)  # a model.path that cannot load: one line before anything runs
+    run = hasattr(cfg, "judge")  # train and evaluate (RunConfig); infer and the web app (AppConfig) have no data or judge
+    if run:
         check_dataset(cfg.dataset)
-    if "judge" in cfg:
         check_judge(cfg.judge)  # numbers; judge.api_key: null or ${oc.env:VAR} only
-    if "rollout" in cfg:
-        check_rollout(cfg, training=training)
-    if "reward" in cfg:
+    check_rollout(cfg, training=training)
+    if run:
         check_reward(cfg.reward)
 
 
-def validate_train(cfg: Any, world_size: int = 1) -> None:
+def validate_train(cfg: TrainConfig, world_size: int = 1) -> None:
     """Check a composed training config for `world_size` processes; raise ConfigError naming the key."""
     validate_groups(cfg, training=True)
     if not cfg.dataset.train and not cfg.dataset.synthetic.enabled:
         raise ConfigError("dataset.train is empty and dataset.synthetic.enabled is false: no training data")
     check_group_size(cfg.algorithm)
-    if cfg.get("demo_values") and not cfg.model.tiny_builder:
+    if cfg.demo_values and not cfg.model.tiny_builder:
         raise ConfigError(
             f"model.tiny_builder=null loads a real checkpoint ({cfg.model.path}) but model={cfg.model.name} brings the "
             "CPU demo's values (conf/demo/cpu_train.yaml: trainer.learning_rate, trainer.warm_start_sft_steps, "
@@ -134,7 +134,7 @@ def validate_train(cfg: Any, world_size: int = 1) -> None:
         )
 
 
-def _check_batches(cfg: Any, world_size: int) -> None:
+def _check_batches(cfg: TrainConfig, world_size: int) -> None:
     """Each prompt's group lives on one process, and micro-batches divide each process's share."""
     t, algorithm = cfg.trainer, cfg.algorithm
     if t.prompts_per_step % world_size != 0:
@@ -159,7 +159,7 @@ def _check_batches(cfg: Any, world_size: int) -> None:
             )
 
 
-def validate_eval(cfg: Any) -> None:
+def validate_eval(cfg: EvalConfig) -> None:
     """Check a composed conf/eval.yaml before any data is read or model loaded; raise ConfigError naming the key."""
     validate_groups(cfg)
     if cfg.rollout.kind == RolloutKind.hf and not cfg.dataset.eval and not cfg.dataset.synthetic.enabled:

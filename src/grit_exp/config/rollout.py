@@ -95,7 +95,7 @@ def check_rollout(cfg: Any, *, training: bool) -> None:
     if rollout.kind != RolloutKind.vllm:
         return
     v = rollout.vllm
-    if "model" in cfg and cfg.model.family != "qwen2_5_vl":
+    if cfg.model.family != "qwen2_5_vl":
         raise ConfigError(
             f"rollout=vllm supports model.family='qwen2_5_vl' (got {str(cfg.model.family)!r}); use rollout=hf"
         )

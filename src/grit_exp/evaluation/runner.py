@@ -384,9 +384,9 @@ def _run_model_evaluation(cfg: Any, run_dir: Path, judge: Any, options: EvalOpti
     if collectives.is_main():
         write_run_info(run_dir, cfg, [item.row for item in items])
     device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if torch.cuda.is_available() else torch.device("cpu")
-    adapter = build_adapter(cfg.model, seed=int(cfg.seed)) if collectives.is_main() else None
+    adapter = build_adapter(cfg.model, seed=int(cfg.seed), cache_dir=cfg.paths.cache_dir) if collectives.is_main() else None
     collectives.barrier()  # rank 0 builds a tiny model once; the others then find it
-    adapter = adapter or build_adapter(cfg.model, seed=int(cfg.seed))
+    adapter = adapter or build_adapter(cfg.model, seed=int(cfg.seed), cache_dir=cfg.paths.cache_dir)
     checkpoint = cfg.eval.checkpoint
     model = adapter.load_model(device, path=str(checkpoint) if checkpoint else None)
     model.eval()

@@ -99,7 +99,5 @@ def flat_zoom_metrics(dataset: str, zoom: dict[str, Any] | None) -> dict[str, fl
 
 def zoom_max_turns(rollout_cfg: Any) -> int | None:
     """rollout.zoom.max_turns when zoom turns are on (rollout.zoom.enabled), else None."""
-    from omegaconf import OmegaConf
-
-    zoom = OmegaConf.select(rollout_cfg, "zoom") if OmegaConf.is_config(rollout_cfg) else None
+    zoom = getattr(rollout_cfg, "zoom", None)  # the typed RolloutConfig (or a DictConfig node)
     return int(zoom.max_turns) if zoom is not None and zoom.enabled else None

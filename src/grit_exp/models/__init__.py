@@ -25,19 +25,13 @@ def adapter_class(family: str) -> type[ModelAdapter]:
     return getattr(importlib.import_module(module), name)
 
 
-def _cache_dir(model_cfg: Any) -> str | None:
-    """`paths.cache_dir` of the config `model_cfg` belongs to (None: composed without it)."""
-    from omegaconf import DictConfig
-
-    root = model_cfg._get_root() if isinstance(model_cfg, DictConfig) else None
-    return str(root.paths.cache_dir) if isinstance(root, DictConfig) and "paths" in root else None
-
-
-def build_adapter(model_cfg: Any, seed: int = 0) -> ModelAdapter:
+def build_adapter(model_cfg: Any, seed: int = 0, cache_dir: str | None = None) -> ModelAdapter:
+    """The adapter of `model_cfg` (the config's `model`); `cache_dir`: the config's `paths.cache_dir`, where
+    tiny models are built (None: the toolkit's default cache, `config.model.default_cache_dir`)."""
     from grit_exp.config.model import check_model_path
 
     path = str(model_cfg.path)
-    own_build = check_model_path(model_cfg, _cache_dir(model_cfg), hub=True) is None
+    own_build = check_model_path(model_cfg, cache_dir, hub=True) is None
     if model_cfg.tiny_builder and own_build:
         from grit_exp.models.tiny import ensure_tiny_model
 

@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
 
 from grit_exp.algorithm.grpo import grpo_step
 from grit_exp.algorithm.sft import cached_warm_start, sft_step, warm_start_dir
@@ -36,6 +35,7 @@ from grit_exp.algorithm.step_modules import StepModules
 from grit_exp.api_keys import to_plain
 from grit_exp.cluster import collectives as distributed
 from grit_exp.cluster.engine import TrainingEngine
+from grit_exp.config import TrainConfig
 from grit_exp.data.reader import load_dataset_splits
 from grit_exp.data.schema import GritRow
 from grit_exp.errors import GritError
@@ -69,7 +69,7 @@ def build_scheduler(optimizer: torch.optim.Optimizer, trainer: Any) -> torch.opt
                          num_training_steps=max(1, trainer.max_steps))
 
 
-def accumulation_steps(cfg: DictConfig, world_size: int) -> int:
+def accumulation_steps(cfg: TrainConfig, world_size: int) -> int:
     """Micro-batches per optimizer step on each process (validated to divide evenly)."""
     per_process = cfg.trainer.prompts_per_step // world_size
     if cfg.algorithm.name != "sft":
@@ -89,7 +89,7 @@ def apply_lora(model: torch.nn.Module, lora_cfg: Any) -> torch.nn.Module:
     return get_peft_model(model, config)
 
 
-def evaluate_untrained(cfg: DictConfig, adapter: Any, judge: Any, eval_sets: dict, device: torch.device,
+def evaluate_untrained(cfg: TrainConfig, adapter: Any, judge: Any, eval_sets: dict, device: torch.device,
                        out_dir: Path) -> dict[str, float]:
     """The model as loaded, before any warm start: the first column of the before/after table (greedy
     only: sampling random weights costs minutes and says nothing)."""
@@ -122,7 +122,7 @@ def _hydra_run_dir() -> Path:
     return Path(HydraConfig.get().runtime.output_dir)
 
 
-def build_policy(cfg: DictConfig, adapter: Any, engine: TrainingEngine, start_path: str | None) -> torch.nn.Module:
+def build_policy(cfg: TrainConfig, adapter: Any, engine: TrainingEngine, start_path: str | None) -> torch.nn.Module:
     """The trainable policy: fp32 master weights (LoRA: the frozen base in model.dtype, fp32 adapters)."""
     lora = cfg.model.lora.enabled
     policy = adapter.load_model(engine.device, path=start_path, dtype=None if lora else "float32")
@@ -137,7 +137,7 @@ def build_policy(cfg: DictConfig, adapter: Any, engine: TrainingEngine, start_pa
 class RunParts:
     """Everything `build_run` builds on this process, in the order it builds them."""
 
-    cfg: DictConfig
+    cfg: TrainConfig
     run_dir: Path  # rank 0's, on every process
     engine: TrainingEngine
     train_rows: list[GritRow]
@@ -148,7 +148,7 @@ class RunParts:
     sampler: PromptSampler
 
 
-def run_training(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
+def run_training(cfg: TrainConfig, run_dir: Path | None = None) -> dict[str, Any]:
     """Train on a composed, validated config (`grit_exp.train` validates it) into `run_dir` (default:
     Hydra's); return the end-of-run summary."""
     parts = build_run(cfg, run_dir)
@@ -169,7 +169,7 @@ def run_training(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]
     return summary
 
 
-def build_run(cfg: DictConfig, run_dir: Path | None = None) -> RunParts:
+def build_run(cfg: TrainConfig, run_dir: Path | None = None) -> RunParts:
     """Engine, run directory, data, model adapter, judge, warm start, policy (and reference), optimizer,
     scheduler, sampler and rollout; rank 0 first wherever something is generated or cached."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -179,14 +179,14 @@ def build_run(cfg: DictConfig, run_dir: Path | None = None) -> RunParts:
         return _build_run(cfg, engine, Path(run_dir) if run_dir else _hydra_run_dir())
 
 
-def _build_run(cfg: DictConfig, engine: TrainingEngine, own_run_dir: Path) -> RunParts:
+def _build_run(cfg: TrainConfig, engine: TrainingEngine, own_run_dir: Path) -> RunParts:
     run_dir = agree_on_run_dir(engine, own_run_dir)
     seed_everything(cfg.seed + engine.rank)
     train_rows, eval_sets = load_data(cfg, engine, run_dir)
     with engine.whole_model_loading():  # building a tiny model is no collective, even under ZeRO-3
-        adapter = build_adapter(cfg.model) if engine.is_main else None  # rank 0 builds a tiny model first, once
+        adapter = build_adapter(cfg.model, cache_dir=cfg.paths.cache_dir) if engine.is_main else None  # rank 0 builds a tiny model first, once
         engine.barrier()
-        adapter = adapter or build_adapter(cfg.model)
+        adapter = adapter or build_adapter(cfg.model, cache_dir=cfg.paths.cache_dir)
     judge = build_judge(cfg.judge)
     resume_from = ckpt.resolve_resume(cfg.trainer.resume, run_dir / "checkpoints") if engine.is_main else None
     resume_from = engine.broadcast_object(resume_from)
@@ -214,7 +214,7 @@ def _build_run(cfg: DictConfig, engine: TrainingEngine, own_run_dir: Path) -> Ru
     return RunParts(cfg, run_dir, engine, train_rows, eval_sets, resume_from, untrained_metrics, modules, sampler)
 
 
-def load_data(cfg: DictConfig, engine: TrainingEngine,
+def load_data(cfg: TrainConfig, engine: TrainingEngine,
               run_dir: Path) -> tuple[list[GritRow], dict[str, list[GritRow]]]:
     """The train rows and eval sets (rank 0 generates / checks them first); rank 0 writes run_info.json
     and engine.json."""
@@ -228,7 +228,7 @@ def load_data(cfg: DictConfig, engine: TrainingEngine,
     return train_rows, eval_sets
 
 
-def warm_start(cfg: DictConfig, engine: TrainingEngine, adapter: Any, train_rows: list[GritRow]) -> Path:
+def warm_start(cfg: TrainConfig, engine: TrainingEngine, adapter: Any, train_rows: list[GritRow]) -> Path:
     """The cached SFT warm start's model directory (`trainer.warm_start_sft_steps`): rank 0 trains it, once
     (fp32 master weights, the engine's autocast). The other processes wait for the finished directory on
     the filesystem, in no collective: a warm start may take longer than `cluster.timeout_s`. The cache must
