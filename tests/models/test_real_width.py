@@ -97,7 +97,7 @@ def test_built_it_processes_a_real_size_image_and_gives_logprobs(grit_cache, tmp
 
 
 @pytest.mark.slow
-def test_the_internvl3_2b_twin_builds_tiles_a_real_size_image_and_gives_logprobs(tmp_path) -> None:
+def test_the_internvl3_2b_twin_builds_tiles_a_real_size_image_and_gives_logprobs(grit_cache, tmp_path) -> None:
     import torch
     from omegaconf import OmegaConf
     from PIL import Image
@@ -106,14 +106,10 @@ def test_the_internvl3_2b_twin_builds_tiles_a_real_size_image_and_gives_logprobs
     from grit_exp.data.schema import GritRow
     from grit_exp.hydra_app import CONF_DIR
     from grit_exp.models import build_adapter
-    from grit_exp.models.real_width import build_real_width_internvl3_2b
-    from grit_exp.models.tiny import INTERNVL_CHAT_TEMPLATE
 
-    out = tmp_path / "real_width_internvl3_2b"
-    build_real_width_internvl3_2b(out, seed=0, chat_template=INTERNVL_CHAT_TEMPLATE)
-    group = OmegaConf.load(CONF_DIR / "model" / "internvl3_2b.yaml")  # the real model's group, at the built folder
+    group = OmegaConf.load(CONF_DIR / "model" / "real_width_internvl3_2b.yaml")  # built on first use by its tiny_builder
     group.pop("defaults")
-    group.path, group.dtype = str(out), "float32"
+    group.path = str(grit_cache / "models" / "real_width_internvl3_2b")
     adapter = build_adapter(OmegaConf.merge(OmegaConf.structured(ModelConfig), group))
     assert adapter.tokenizer("Hello world")["input_ids"] == [9707, 1879]
     assert adapter.tokenizer.convert_tokens_to_ids("<IMG_CONTEXT>") == 151667

@@ -202,15 +202,23 @@ def _build_real_width_qwen2_5_vl(out: Path, seed: int) -> None:
     build_real_width_qwen2_5_vl(out, seed)
 
 
+def _build_real_width_internvl3_2b(out: Path, seed: int) -> None:
+    from grit_exp.models.real_width import build_real_width_internvl3_2b
+
+    build_real_width_internvl3_2b(out, seed, INTERNVL_CHAT_TEMPLATE)
+
+
 TINY_BUILDERS: dict[str, Callable[[Path, int], None]] = {
     "tiny_qwen2_5_vl": _build_tiny_qwen2_5_vl,
     "tiny_internvl": _build_tiny_internvl,
     "real_width_qwen2_5_vl": _build_real_width_qwen2_5_vl,  # grit_exp.models.real_width (rehearsals, benches)
+    "real_width_internvl3_2b": _build_real_width_internvl3_2b,
 }
 
 
 # config.json's model_type of each builder's model (a checkpoint of another family is refused)
-TINY_MODEL_TYPES = {"tiny_qwen2_5_vl": "qwen2_5_vl", "tiny_internvl": "internvl", "real_width_qwen2_5_vl": "qwen2_5_vl"}
+TINY_MODEL_TYPES = {"tiny_qwen2_5_vl": "qwen2_5_vl", "tiny_internvl": "internvl", "real_width_qwen2_5_vl": "qwen2_5_vl",
+                    "real_width_internvl3_2b": "internvl"}
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 
 
