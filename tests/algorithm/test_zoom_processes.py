@@ -1,7 +1,8 @@
 """GRPO with zoom turns on 1 process and on 2 (torchrun, gloo; DDP and DeepSpeed ZeRO-3) gives the same losses
 and final weights within float32 reduction tolerance (as tests/training/test_engines_equivalent.py): every
 other completion writes a zoom call (zoom_call_hook/sitecustomize.py), so the update runs over crops on every
-process, and the processes run the vision tower as often in each pass (ZeRO-3 would hang otherwise)."""
+process, and the processes run the vision tower as often in each pass (ZeRO-3 would hang otherwise). A run
+stopped at a checkpoint and resumed ends exactly where the uninterrupted run does."""
 
 from __future__ import annotations
 
@@ -37,8 +38,9 @@ def _call_ids(cache: Path) -> str:
     return ",".join(str(t) for t in tokenizer("<zoom>[10, 10, 60, 50]</zoom>", add_special_tokens=False)["input_ids"])
 
 
-def _train(processes: int, cluster: str, run_dir: Path, cache: Path, call: str) -> Path:
-    entry = ["-m", "grit_exp.train", *RUN, f"cluster={cluster}", f"hydra.run.dir={run_dir}"]
+def _train(processes: int, cluster: str, run_dir: Path, cache: Path, call: str, *extra: str,
+           expect: str | None = None) -> Path:
+    entry = ["-m", "grit_exp.train", *RUN, f"cluster={cluster}", f"hydra.run.dir={run_dir}", *extra]
     if processes == 1:
         cmd = [sys.executable, *entry]
     else:
@@ -48,6 +50,7 @@ def _train(processes: int, cluster: str, run_dir: Path, cache: Path, call: str) 
            "GRIT_TEST_ZOOM_CALL": call}
     out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert expect is None or expect in out.stdout + out.stderr, (expect, out.stderr[-3000:])
     return run_dir
 
 
@@ -72,3 +75,17 @@ def test_two_processes_equal_one_with_zoom_turns(cluster, tmp_path, grit_cache, 
     assert wa.keys() == wb.keys()
     worst = max(float((wa[k].float() - wb[k].float()).abs().max()) for k in wa)
     assert worst <= WEIGHT_TOL, worst
+
+
+@pytest.mark.slow
+def test_resumed_run_equals_uninterrupted_with_zoom_turns(tmp_path, grit_cache, tiny_model_paths):
+    call = _call_ids(grit_cache)
+    constant = ("trainer.lr_scheduler=constant", "trainer.save_every=1")  # max_steps then changes nothing else
+    straight = _train(1, "local", tmp_path / "straight", grit_cache, call, *constant, "trainer.max_steps=3")
+    resumed = _train(1, "local", tmp_path / "resumed", grit_cache, call, *constant, "trainer.max_steps=1")
+    _train(1, "local", resumed, grit_cache, call, *constant, "trainer.max_steps=3", "trainer.resume=auto",
+           expect="at step 1")  # resumed from the step-1 checkpoint, not started over
+    a = load_file(straight / "checkpoints" / "step_3" / "model" / "model.safetensors")
+    b = load_file(resumed / "checkpoints" / "step_3" / "model" / "model.safetensors")
+    assert a.keys() == b.keys() and all(bool((a[k] == b[k]).all()) for k in a)
+    assert _losses(straight) == _losses(resumed)
