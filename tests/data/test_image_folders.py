@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from omegaconf import OmegaConf
 
 from grit_exp.data.reader import load_dataset_splits
 from grit_exp.errors import DataError
@@ -62,7 +61,7 @@ def test_training_data_names_the_missing_training_folder(grit_root):
     with pytest.raises(DataError, match=r"image folder \S+/tallyqa does not exist.*paths\.data_root"):
         load_dataset_splits(dataset("grit20", grit_root), seed=0)
     cfg = dataset("grit20", grit_root)
-    assert OmegaConf.select(cfg, "train.0.image_root") == str(grit_root / "tallyqa")
+    assert cfg.train[0].image_root == str(grit_root / "tallyqa")
 
 
 def test_evaluate_stops_in_one_line_before_the_model_loads(grit_root, tmp_path):
