@@ -19,8 +19,8 @@ TINY_MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml") if (CON
 REAL_MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml") if p.stem not in TINY_MODELS)
 
 # `make train`'s values (conf/demo/cpu_train.yaml; chosen in benchmarks/README.md "GRPO on the CPU demo")
-DEMO_TRAINER = dict(max_steps=20, prompts_per_step=16, micro_batch_size=16, learning_rate=1e-4, lr_scheduler="constant",
-                    warmup_steps=0, eval_every=10, save_every=10, keep_last=2, warm_start_sft_steps=500,
+DEMO_TRAINER = dict(max_steps=60, prompts_per_step=16, micro_batch_size=16, learning_rate=1e-4, lr_scheduler="constant",
+                    warmup_steps=0, eval_every=20, save_every=20, keep_last=2, warm_start_sft_steps=500,
                     warm_start_batch_size=16, warm_start_learning_rate=1e-3)
 # the demo's data (conf/demo/cpu_data.yaml), for training and evaluation: "How many red squares?" only
 DEMO_DATA = dict(kind_weights=[1.0, 0.0, 0.0], count_targets=1, num_val=120)
