@@ -78,7 +78,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from grit_exp.algorithm.grpo import grpo_step
     from grit_exp.algorithm.step_modules import StepModules
     from grit_exp.cluster.engine import TrainingEngine
-    from grit_exp.config import validate_train
+    from grit_exp.config import TrainConfig, validate_train
+    from grit_exp.config.typed import to_typed
     from grit_exp.data.reader import load_dataset_splits
     from grit_exp.hydra_app import CONF_DIR
     from grit_exp.judge import build_judge
@@ -98,7 +99,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "dataset.synthetic.num_val=8",
     ]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=overrides)
+        cfg = to_typed(compose(config_name="train", overrides=overrides), TrainConfig)
     validate_train(cfg)
     rows, _ = load_dataset_splits(cfg.dataset, cfg.seed)
     adapter = build_adapter(cfg.model)

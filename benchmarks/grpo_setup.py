@@ -21,7 +21,8 @@ from typing import Any
 
 from hydra import compose, initialize_config_dir
 
-from grit_exp.config import validate_train
+from grit_exp.config import TrainConfig, validate_train
+from grit_exp.config.typed import to_typed
 from grit_exp.hydra_app import CONF_DIR
 
 log = logging.getLogger("bench")
@@ -60,7 +61,7 @@ def bench_overrides() -> list[str]:
 
 def compose_cfg(*extra: str) -> Any:
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[*bench_overrides(), *extra])
+        cfg = to_typed(compose(config_name="train", overrides=[*bench_overrides(), *extra]), TrainConfig)
     validate_train(cfg)
     return cfg
 

@@ -154,11 +154,12 @@ def train(args: argparse.Namespace, stage: str) -> dict[str, Any]:
     from hydra import compose, initialize_config_dir
 
     import grit_exp.training.run as run_module
-    from grit_exp.config import validate_train
+    from grit_exp.config import TrainConfig, validate_train
+    from grit_exp.config.typed import to_typed
     from grit_exp.hydra_app import CONF_DIR
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=overrides(args, stage))
+        cfg = to_typed(compose(config_name="train", overrides=overrides(args, stage)), TrainConfig)
     validate_train(cfg)
     rollouts: list[list] = []
     build_rollout = run_module.build_rollout
