@@ -107,6 +107,7 @@ class GroundedAnswer:
     boxes: list[dict[str, Any]]  # `boxes_in_original` entries, in the order written
     spans: list[tuple[int, int]]  # each box's place in the completion
     geometry: ImageGeometry  # the model's frame of this image
+    zoom_calls: list[Any] | None = None  # the completion's ZoomCall records (rollout.zoom on); None when off
 
 
 def hex_color(rgb: tuple[int, int, int]) -> str:
@@ -146,8 +147,9 @@ class GroundedAnswerer:
             result = self.rollout.generate(self.model, [row], [user_text], num_generations=1, greedy=True)
         completion, geometry = result.texts[0], result.prompt.geometries[0]
         spans = [tuple(parsed.span) for parsed in parse_boxes(completion)]
+        zoom_calls = result.zoom_calls[0] if result.zoom_calls is not None else None
         return GroundedAnswer(row.image, question, user_text, completion, answer_text(completion),
-                              boxes_in_original(completion, geometry), spans, geometry)
+                              boxes_in_original(completion, geometry), spans, geometry, zoom_calls)
 
 
 def picture(image_path: str | Path, result: GroundedAnswer) -> Image.Image:

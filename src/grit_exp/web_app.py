@@ -101,7 +101,7 @@ def build_page(answerer: Any) -> Any:
         answer = result.answer if result.answer is not None else "(the model wrote no <answer>)"
         summary = f"{len(result.boxes)} box(es), numbered 1..{len(result.boxes)} in the text and the picture" \
             if result.boxes else "no boxes in the reasoning"
-        turns = zoom_turns_html(image_path, getattr(result, "zoom_calls", None))  # GroundedAnswer.zoom_calls (#20)
+        turns = zoom_turns_html(image_path, result.zoom_calls)
         return picture(image_path, result), answer, f"<p>{summary}</p>{reasoning_html(result)}{turns}"
 
     cfg = answerer.cfg

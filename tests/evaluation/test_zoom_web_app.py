@@ -26,3 +26,20 @@ def test_zoom_turns_html(tmp_path):
     assert "text reply: malformed box" in page.text()
     assert zoom_turns_html(str(path), None) == ""
     assert "answered from the first view" in zoom_turns_html(str(path), [])
+
+
+def test_the_answerer_hands_the_rollouts_zoom_calls_to_the_page(tmp_path, tiny_model_paths):
+    """GroundedAnswer.zoom_calls is the rollout's list for the one completion with zoom on, None with it off."""
+    from grit_exp.grounded_answer import GroundedAnswerer
+    from tests.helpers.configs import compose_config
+
+    path = tmp_path / "scene.png"
+    Image.new("RGB", (150, 90), (200, 200, 200)).save(path)
+    answers = {}
+    for zoom in (False, True):
+        cfg = compose_config("app", f"image={path}", "question=Why?", "rollout.max_new_tokens=8", "device=cpu",
+                             f"rollout.zoom.enabled={str(zoom).lower()}")
+        answers[zoom] = GroundedAnswerer(cfg).answer(str(path), "Why?")
+    assert answers[False].zoom_calls is None
+    assert isinstance(answers[True].zoom_calls, list)  # the random tiny model writes no call: an empty list
+    assert answers[True].completion == answers[False].completion  # no call: the same greedy tokens

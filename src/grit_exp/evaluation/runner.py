@@ -245,7 +245,7 @@ def model_completer(adapter: Any, model: Any, rollout_cfg: Any, prompt_cfg: Any)
             result = rollout.generate(model, [it.row for _, it in present], [texts[i] for i, _ in present],
                                       num_generations=1, greedy=True)
             lengths = result.num_completion_tokens
-            zoom_calls = getattr(result, "zoom_calls", None)  # Rollout.zoom_calls (#20): None when zoom is off
+            zoom_calls = result.zoom_calls  # None when zoom is off
             for k, (i, item) in enumerate(present):
                 ids = result.completion_ids[k][result.completion_mask[k].bool()].tolist()
                 by_index[i] = Completed(i, item, texts[i], result.texts[k], result.prompt.geometries[k], int(lengths[k]), ids,

@@ -58,7 +58,7 @@ def sampled_reward(
         token_ids = [ids[mask.bool()].tolist() for ids, mask in zip(result.completion_ids, result.completion_mask, strict=True)]
         ctx = RewardContext(prompts=result.prompt.user_texts, token_ids=token_ids, judge=judge,
                             counting_datasets=list(cfg.reward.counting_datasets),
-                            zoom_calls=getattr(result, "zoom_calls", None), zoom_max_turns=zoom_max_turns(cfg.rollout))
+                            zoom_calls=result.zoom_calls, zoom_max_turns=zoom_max_turns(cfg.rollout))
         totals = compute_rewards(cfg.reward, result.texts, result.rows, ctx).total
         for n, i in enumerate(indices):
             local.append((i, unique[i].row.dataset, totals[n * k : (n + 1) * k]))
