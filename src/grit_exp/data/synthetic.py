@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from grit_exp.data.synthetic_paths import SyntheticPaths, paths_under
 from grit_exp.data.synthetic_scenes import COLORS, KINDS, SHAPES, SceneParams, kind_schedule, make_example
 from grit_exp.errors import DataError
 
@@ -105,19 +106,6 @@ class SyntheticParams:
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
-@dataclass(frozen=True)
-class SyntheticPaths:
-    train_jsonl: Path
-    val_jsonl: Path
-    image_root: Path
-
-    @property
-    def root(self) -> Path:
-        return self.train_jsonl.parent
-
-
-def _paths(root: Path) -> SyntheticPaths:
-    return SyntheticPaths(root / "train.jsonl", root / "val.jsonl", root / "images")
 
 
 def synthetic_rows(params: SyntheticParams, split: str) -> list[tuple[dict[str, Any], Any]]:
@@ -166,7 +154,7 @@ def generate_synthetic(params: SyntheticParams, out_dir: str | Path) -> Syntheti
                 "generator or was modified; delete the folder to regenerate it",
                 reason="incomplete_set",
             )
-        return _paths(final)
+        return paths_under(final)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=out_dir))
@@ -189,7 +177,7 @@ def generate_synthetic(params: SyntheticParams, out_dir: str | Path) -> Syntheti
         "/".join(KINDS),
         time.perf_counter() - started,
     )
-    return _paths(final)
+    return paths_under(final)
 
 
 def ensure_synthetic(cfg: Any) -> SyntheticPaths:

@@ -38,7 +38,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
-from grit_exp.data.synthetic import SyntheticPaths
+from grit_exp.data.synthetic_paths import SyntheticPaths, paths_under
 from grit_exp.data.synthetic_scenes import BACKGROUND, COLORS, GAP
 from grit_exp.errors import DataError
 
@@ -164,7 +164,7 @@ def generate_synthetic_zoom(params: ZoomTaskParams, out_dir: str | Path) -> Synt
         if not (final / "params.json").is_file():
             raise DataError(f"synthetic zoom set {final} lacks params.json: delete the folder to regenerate it",
                             reason="incomplete_set")
-        return SyntheticPaths(final / "train.jsonl", final / "val.jsonl", final / "images")
+        return paths_under(final)
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=out_dir))
     try:
@@ -178,7 +178,7 @@ def generate_synthetic_zoom(params: ZoomTaskParams, out_dir: str | Path) -> Synt
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     logger.info("generated the synthetic zoom set %s (%d train + %d val rows)", final, params.num_train, params.num_val)
-    return SyntheticPaths(final / "train.jsonl", final / "val.jsonl", final / "images")
+    return paths_under(final)
 
 
 def ensure_synthetic_zoom(cfg: Any) -> SyntheticPaths:

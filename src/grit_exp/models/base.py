@@ -23,6 +23,7 @@ from transformers import BatchFeature, GenerationConfig, PreTrainedModel
 
 from grit_exp.data.schema import GritRow
 from grit_exp.grounding.frames import ImageGeometry
+from grit_exp.models.unwrap import can_keep_cache
 
 if TYPE_CHECKING:
     from grit_exp.models.zoom_logprobs import ToolTurnInputs
@@ -323,7 +324,7 @@ class ModelAdapter(ABC):
             from grit_exp.models.zoom_logprobs import tool_turn_logprobs
 
             return tool_turn_logprobs(self, model, prompt, completion_ids, completion_mask, tool_turns, temperature)
-        if _can_keep_cache(model):
+        if can_keep_cache(model):
             firsts, source = prompt.distinct_prompts()
             logits = self._shared_prompt_logits(model, prompt, firsts, source, completion_ids, completion_mask)
         else:
@@ -380,17 +381,3 @@ class ModelAdapter(ABC):
         rest = model(input_ids=completion_ids[:, :-1], attention_mask=mask, position_ids=positions, cache=cache,
                      use_cache=True)
         return torch.cat([first, rest.logits], dim=1)
-
-
-def pretrained_model(model: torch.nn.Module) -> PreTrainedModel:
-    """The transformers model inside a PEFT, DDP or DeepSpeed wrapper (or the model itself)."""
-    for module in model.modules():
-        if isinstance(module, PreTrainedModel):
-            return module
-    raise TypeError(f"{type(model).__name__} holds no transformers model")
-
-
-def _can_keep_cache(model: torch.nn.Module) -> bool:
-    """transformers' checkpointed layers drop the KV cache in a training forward with gradients."""
-    inner = pretrained_model(model)
-    return not (torch.is_grad_enabled() and inner.training and inner.is_activation_checkpointing)

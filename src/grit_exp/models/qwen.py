@@ -15,8 +15,9 @@ from transformers import BatchFeature, PreTrainedModel, Qwen2_5_VLForConditional
 
 from grit_exp.data.schema import GritRow
 from grit_exp.grounding.frames import ImageGeometry
-from grit_exp.models.base import ModelAdapter, PromptBatch, pretrained_model
+from grit_exp.models.base import ModelAdapter, PromptBatch
 from grit_exp.models.processors import load_qwen_processor
+from grit_exp.models.unwrap import pretrained_model
 
 
 class QwenAdapter(ModelAdapter):

@@ -16,12 +16,15 @@ as many of each. Left out: generating (grit_exp.rollout), single-turn completion
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from grit_exp.models.base import ModelAdapter, PromptBatch, _can_keep_cache, pretrained_model
 from grit_exp.models.logprobs import selected_token_logprobs
+from grit_exp.models.unwrap import can_keep_cache, pretrained_model
+
+if TYPE_CHECKING:
+    from grit_exp.models.base import ModelAdapter, PromptBatch
 
 
 @dataclass
@@ -44,7 +47,7 @@ def tool_turn_logprobs(adapter: ModelAdapter, model: torch.nn.Module, prompt: Pr
                        temperature: float = 1.0) -> torch.Tensor:
     """[batch, T] log-probs of the model-written tokens (0 at tool-turn tokens and padding)."""
     attention = (completion_mask + tool.tool_mask.to(completion_mask.dtype)).clamp(max=1)
-    if _can_keep_cache(model):
+    if can_keep_cache(model):
         logits = _shared_prompt_logits(adapter, model, prompt, completion_ids, attention, tool)
     else:
         inputs = conversation_inputs(adapter, prompt, completion_ids, attention, tool)

@@ -26,7 +26,8 @@ import torch
 from transformers import GenerationConfig, PreTrainedModel, StoppingCriteriaList
 
 from grit_exp.data.schema import GritRow
-from grit_exp.models.base import ModelAdapter, pretrained_model
+from grit_exp.models.base import ModelAdapter
+from grit_exp.models.unwrap import pretrained_model
 from grit_exp.rollout.decode import decode, greedy_tokens
 from grit_exp.rollout.generation import generation_settings
 from grit_exp.rollout.seeded_sampling import PerRowSeededSampler
