@@ -19,8 +19,8 @@ resolution (rollout.zoom, crop_min_pixels 3136: 56 px and up) shows the stripes 
 
     <out_dir>/zoom-<fingerprint>/{train,val}.jsonl  params.json  images/{train,val}/000000.png ...
 
-Left out: the other synthetic kinds (`synthetic_scenes.py`), tool turns in the gold chain (the warm
-start's target is the GRIT chain with the box; the zoom trigger is the rollout's).
+Left out: the other synthetic kinds (`synthetic_scenes.py`); the gold chain here is single-turn GRIT (with the
+box): with rollout.zoom on, the warm start turns it into a zoom conversation (`data/zoom_chain.py`).
 """
 
 from __future__ import annotations
