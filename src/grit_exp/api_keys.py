@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 SECRET_ENV_VARS = ("OPENAI_API_KEY", "AZURE_OPENAI_API_KEY")
 MASK = "***REDACTED***"
 ENV_INTERPOLATION = re.compile(r"^\$\{oc\.env:([A-Za-z_][A-Za-z0-9_]*)\}$")
-_SECRET_KEY_NAME = re.compile(r"api_?key|secret|password", re.IGNORECASE)
+SECRET_KEY_NAME = re.compile(r"api_?key|secret|password", re.IGNORECASE)
 _SECRET_ENV_NAME = re.compile(r"(API_?KEY|_KEY|TOKEN|SECRET|PASSWORD)$", re.IGNORECASE)
 _MIN_SECRET_LENGTH = 8  # shorter env values (e.g. "EMPTY" for a local server) are not masked
 _KEY_PATTERNS = (
@@ -107,7 +107,7 @@ def scrub_secrets(data: Any) -> Any:
     W&B, run_info.json or sample dumps."""
     if isinstance(data, dict):
         return {
-            key: MASK if _SECRET_KEY_NAME.search(str(key)) and value is not None else scrub_secrets(value)
+            key: MASK if SECRET_KEY_NAME.search(str(key)) and value is not None else scrub_secrets(value)
             for key, value in data.items()
         }
     if isinstance(data, list | tuple):
@@ -207,7 +207,7 @@ def find_literal_secrets(cfg: DictConfig) -> list[str]:
         if path.startswith("hydra.overrides."):
             continue  # checked below, as overrides
         name = path.rsplit(".", 1)[-1]
-        if _SECRET_KEY_NAME.search(name):
+        if SECRET_KEY_NAME.search(name):
             try:
                 check_api_key_setting(value, where=path)
             except LiteralSecretError as error:
@@ -233,7 +233,7 @@ def _override_problems(overrides: list[str]) -> list[str]:
         value = value.strip()
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
             value = value[1:-1]
-        if sep and _SECRET_KEY_NAME.search(key.rsplit(".", 1)[-1]):
+        if sep and SECRET_KEY_NAME.search(key.rsplit(".", 1)[-1]):
             try:
                 check_api_key_setting(value or None, where=f"command-line override {key}")
             except LiteralSecretError as error:

@@ -19,25 +19,22 @@ Left out: composing (Hydra), the checks (`entries.validate_*`), refusing literal
 
 from __future__ import annotations
 
-import re
 from typing import Any, TypeVar
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
+from grit_exp.api_keys import SECRET_KEY_NAME
 from grit_exp.errors import ConfigError, one_line
 
 T = TypeVar("T")
-
-_SECRET_KEY_NAME = re.compile(r"api_?key|secret|password", re.IGNORECASE)  # as grit_exp.api_keys
-
 
 def _raw_secret_settings(node: Any, path: tuple[str, ...] = ()) -> dict[tuple[str, ...], str]:
     """Key-like settings holding an interpolation (`${oc.env:VAR}`), by path, as written."""
     found: dict[tuple[str, ...], str] = {}
     if isinstance(node, dict):
         for key, value in node.items():
-            if isinstance(value, str) and _SECRET_KEY_NAME.search(str(key)) and "${" in value:
+            if isinstance(value, str) and SECRET_KEY_NAME.search(str(key)) and "${" in value:
                 found[(*path, str(key))] = value
             else:
                 found |= _raw_secret_settings(value, (*path, str(key)))
