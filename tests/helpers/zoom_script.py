@@ -105,3 +105,25 @@ def scripted_rollout(adapter, model, zoom_cfg, rows, texts, repeats: int, max_ne
     calls = [tool.calls.get(c, []) for c in range(len(rows) * repeats)]
     return tool, Rollout(prompts.repeat_interleave(repeats), [r for r in rows for _ in range(repeats)], ids, mask,
                          adapter.decode_completions(ids, mask), zoom_calls=calls, tool_turns=turns)
+
+
+def zoom_test_model(builder: str, max_new: int, *, zoom: bool = True):
+    """(cfg, adapter, model, rows): the tiny model of `builder` with larger random weights (normal, std 0.15,
+    seed 0: long, varied completions), the mixed synthetic rows, and zoom on (2 turns, no stop strings) or off."""
+    from grit_exp.data.reader import load_dataset_splits
+    from grit_exp.models import build_adapter
+    from tests.helpers.configs import compose_config
+
+    zoom_overrides = ["rollout.stop_strings=[]", "rollout.zoom.enabled=true", "rollout.zoom.max_turns=2"] if zoom else []
+    cfg = compose_config("train", f"model={builder}", "dataset.synthetic.num_train=8", "dataset.synthetic.num_val=2",
+                         f"rollout.max_new_tokens={max_new}", *zoom_overrides,
+                         "dataset.synthetic.kind_weights=[0.6,0.2,0.2]", "dataset.synthetic.count_targets=9")
+    rows, _ = load_dataset_splits(cfg.dataset, cfg.seed)
+    adapter = build_adapter(cfg.model)
+    model = adapter.load_model("cpu").eval()
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for param in model.parameters():
+            if param.dim() >= 2:
+                param.normal_(0.0, 0.15, generator=generator)
+    return cfg, adapter, model, rows

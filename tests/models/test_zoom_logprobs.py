@@ -10,11 +10,8 @@ import pytest
 import torch
 
 from grit_exp.data.prompts import build_user_text
-from grit_exp.data.reader import load_dataset_splits
-from grit_exp.models import build_adapter
 from grit_exp.models.logprobs import plain_token_logprobs
-from tests.helpers.configs import compose_config
-from tests.helpers.zoom_script import scripted_rollout
+from tests.helpers.zoom_script import scripted_rollout, zoom_test_model
 
 G, MAX_NEW = 2, 64
 pytestmark = pytest.mark.slow  # a scripted zoom rollout per family first (about a minute on a loaded machine)
@@ -22,18 +19,7 @@ pytestmark = pytest.mark.slow  # a scripted zoom rollout per family first (about
 
 @pytest.fixture(scope="module", params=["tiny_qwen2_5_vl", "tiny_internvl"])
 def setup(request, grit_cache, tiny_model_paths):
-    cfg = compose_config("train", f"model={request.param}", "dataset.synthetic.num_train=8",
-                         "dataset.synthetic.num_val=2", f"rollout.max_new_tokens={MAX_NEW}",
-                         "rollout.stop_strings=[]", "rollout.zoom.enabled=true", "rollout.zoom.max_turns=2",
-                         "dataset.synthetic.kind_weights=[0.6,0.2,0.2]", "dataset.synthetic.count_targets=9")
-    rows, _ = load_dataset_splits(cfg.dataset, cfg.seed)
-    adapter = build_adapter(cfg.model)
-    model = adapter.load_model("cpu").eval()
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for param in model.parameters():
-            if param.dim() >= 2:
-                param.normal_(0.0, 0.15, generator=generator)
+    cfg, adapter, model, rows = zoom_test_model(request.param, MAX_NEW)
     by_length = sorted(rows, key=lambda r: len(r.question))
     chosen = [by_length[0], by_length[-1], by_length[len(rows) // 2]]
     texts = [build_user_text(r.question, cfg.prompt, adapter.family) for r in chosen]

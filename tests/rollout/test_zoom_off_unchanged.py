@@ -13,13 +13,11 @@ import pytest
 import torch
 
 from grit_exp.data.prompts import build_user_text
-from grit_exp.data.reader import load_dataset_splits
-from grit_exp.models import build_adapter
 from grit_exp.rollout.decode import decode, greedy_tokens
 from grit_exp.rollout.hf import HFRollout
 from grit_exp.rollout.seeded_sampling import PerRowSeededSampler, completion_seed
 from grit_exp.rollout.stop_strings import StopStringsByTokenIds
-from tests.helpers.configs import compose_config
+from tests.helpers.zoom_script import zoom_test_model
 
 ROOT = Path(__file__).resolve().parents[2]
 BEFORE = "436129f"  # the last commit before zoom turns entered the decode loop
@@ -39,17 +37,7 @@ def _old_decode():
 
 @pytest.mark.parametrize("builder", ["tiny_qwen2_5_vl", "tiny_internvl"])
 def test_zoom_off_decode_equals_the_decode_before_zoom(builder, grit_cache, tiny_model_paths):
-    cfg = compose_config("train", f"model={builder}", "dataset.synthetic.num_train=8", "dataset.synthetic.num_val=2",
-                         "dataset.synthetic.kind_weights=[0.6,0.2,0.2]", "dataset.synthetic.count_targets=9",
-                         f"rollout.max_new_tokens={MAX_NEW}")
-    rows, _ = load_dataset_splits(cfg.dataset, cfg.seed)
-    adapter = build_adapter(cfg.model)
-    model = adapter.load_model("cpu").eval()
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for param in model.parameters():
-            if param.dim() >= 2:
-                param.normal_(0.0, 0.15, generator=generator)
+    cfg, adapter, model, rows = zoom_test_model(builder, MAX_NEW, zoom=False)
     rows = sorted(rows, key=lambda r: len(r.question))[:: max(1, len(rows) // 3)][:3]
     prompts = adapter.build_prompt_batch(rows, [build_user_text(r.question, cfg.prompt, adapter.family) for r in rows])
     stop = StopStringsByTokenIds(adapter.tokenizer, [adapter.tokenizer.decode([int(prompts.inputs["input_ids"][0, -3])])])
