@@ -20,15 +20,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from grit_exp.data.synthetic_paths import SyntheticPaths, paths_under
+from grit_exp.data.synthetic_paths import SyntheticPaths, write_set_once
 from grit_exp.data.synthetic_scenes import COLORS, KINDS, SHAPES, SceneParams, kind_schedule, make_example
 from grit_exp.errors import DataError
 
@@ -37,7 +34,6 @@ logger = logging.getLogger(__name__)
 GENERATOR_VERSION = 1
 DEFAULT_KIND_WEIGHTS = (0.6, 0.2, 0.2)  # synth_count, synth_spatial, synth_ovd: the demo measures counting
 SPLITS = ("train", "val")
-_FILES = ("train.jsonl", "val.jsonl", "params.json")
 
 
 @dataclass(frozen=True)
@@ -144,40 +140,12 @@ def _write_set(params: SyntheticParams, root: Path) -> None:
 
 def generate_synthetic(params: SyntheticParams, out_dir: str | Path) -> SyntheticPaths:
     """The complete set for `params` under ``out_dir/<fingerprint>/``, generated unless already there."""
-    out_dir = Path(out_dir).expanduser()
-    final = out_dir / params.fingerprint()
-    if final.is_dir():
-        missing = [name for name in _FILES if not (final / name).is_file()]
-        if missing:
-            raise DataError(
-                f"synthetic set {final} lacks {', '.join(missing)}: it was not written by this "
-                "generator or was modified; delete the folder to regenerate it",
-                reason="incomplete_set",
-            )
-        return paths_under(final)
-    out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=out_dir))
-    try:
-        _write_set(params, tmp)
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            if not final.is_dir():
-                raise
-            logger.info("synthetic set %s was completed by another process meanwhile", final)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    logger.info(
-        "generated the synthetic set %s (%d train + %d val rows, %s) in %.1f s",
-        final,
-        params.num_train,
-        params.num_val,
-        "/".join(KINDS),
-        time.perf_counter() - started,
-    )
-    return paths_under(final)
+    paths, written = write_set_once(Path(out_dir).expanduser() / params.fingerprint(), lambda tmp: _write_set(params, tmp))
+    if written:
+        logger.info("generated the synthetic set %s (%d train + %d val rows, %s) in %.1f s", paths.root,
+                    params.num_train, params.num_val, "/".join(KINDS), time.perf_counter() - started)
+    return paths
 
 
 def ensure_synthetic(cfg: Any) -> SyntheticPaths:

@@ -28,17 +28,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import random
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from PIL import Image, ImageDraw
 
-from grit_exp.data.synthetic_paths import SyntheticPaths, paths_under
+from grit_exp.data.synthetic_paths import SyntheticPaths, write_set_once
 from grit_exp.data.synthetic_scenes import BACKGROUND, COLORS, GAP
 from grit_exp.errors import DataError
 
@@ -158,27 +155,12 @@ def _write_set(params: ZoomTaskParams, root: Path) -> None:
 def generate_synthetic_zoom(params: ZoomTaskParams, out_dir: str | Path) -> SyntheticPaths:
     """The complete set for `params` under ``out_dir/zoom-<fingerprint>/``, generated unless already there
     (written into a temporary folder, then renamed: an existing folder is complete)."""
-    out_dir = Path(out_dir).expanduser()
-    final = out_dir / f"zoom-{params.fingerprint()}"
-    if final.is_dir():
-        if not (final / "params.json").is_file():
-            raise DataError(f"synthetic zoom set {final} lacks params.json: delete the folder to regenerate it",
-                            reason="incomplete_set")
-        return paths_under(final)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=out_dir))
-    try:
-        _write_set(params, tmp)
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            if not final.is_dir():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    logger.info("generated the synthetic zoom set %s (%d train + %d val rows)", final, params.num_train, params.num_val)
-    return paths_under(final)
+    paths, written = write_set_once(Path(out_dir).expanduser() / f"zoom-{params.fingerprint()}",
+                                    lambda tmp: _write_set(params, tmp))
+    if written:
+        logger.info("generated the synthetic zoom set %s (%d train + %d val rows)", paths.root, params.num_train,
+                    params.num_val)
+    return paths
 
 
 def ensure_synthetic_zoom(cfg: Any) -> SyntheticPaths:
