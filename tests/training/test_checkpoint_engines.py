@@ -10,10 +10,10 @@
   own, ZeRO-3-sharded (empty) parameters.
 - LoRA under ZeRO-3 starts from the 1-process adapters, bit for bit (the base built inside zero.Init,
   the adapters seeded in build_policy outside it, then partitioned by DeepSpeed from rank 0's values),
-  and trains like DDP on the same 2 processes. The ~1.5e-3 gap once seen against 1 process after a step
-  is SFT's loss, not the initialisation: `sft_step` averages each process's own token mean, so 2
-  processes weight tokens differently from 1 (DDP and ZeRO-3 alike), and AdamW's first step turns a small
-  gradient difference into up to 2 x lr (measured: ZeRO-3 vs DDP 1.2e-7, either vs 1 process 2.0e-3).
+  and trains as 1 process does. Before SFT's loss became the global token mean, `sft_step` averaged each
+  process's own token mean, so 2 processes weighted tokens differently from 1 (DDP and ZeRO-3 alike),
+  and AdamW's first step turned that small gradient difference into up to 2 x lr (measured: ZeRO-3 vs
+  DDP 1.2e-7, either vs 1 process 2.0e-3).
 """
 
 from __future__ import annotations
@@ -71,8 +71,8 @@ def test_every_engine_writes_the_same_tensor_names(tmp_path, grit_cache, tiny_mo
 def test_lora_under_zero3_saves_the_trained_weights(tmp_path, grit_cache, tiny_model_paths) -> None:
     """`adapter/` equals what DeepSpeed's own offline consolidation (zero_to_fp32) reads from the run's
     `state/` shards; `model/` equals the start model with those adapters merged by PEFT; names as one
-    process writes them; the trained adapters equal DDP's on as many processes (not the 1-process run's:
-    SFT's loss is a mean of the processes' own token means, see the module docstring)."""
+    process writes them; the trained adapters equal DDP's on as many processes and the 1-process run's
+    (SFT's loss is the global token mean, see the module docstring)."""
     from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
     from peft import PeftModel
     from transformers import Qwen2_5_VLForConditionalGeneration
@@ -89,6 +89,7 @@ def test_lora_under_zero3_saves_the_trained_weights(tmp_path, grit_cache, tiny_m
     assert tensor_names(one / "model") == tensor_names(zero3 / "model")
     assert tensor_names(one / "adapter") == tensor_names(zero3 / "adapter")
     on_ddp = load_file(ddp / "adapter" / "adapter_model.safetensors")
+    on_one = load_file(one / "adapter" / "adapter_model.safetensors")
 
     trained = get_fp32_state_dict_from_zero_checkpoint(str(zero3 / "state"), tag="pytorch_model")
     adapter = load_file(zero3 / "adapter" / "adapter_model.safetensors")
@@ -96,6 +97,7 @@ def test_lora_under_zero3_saves_the_trained_weights(tmp_path, grit_cache, tiny_m
     for name, tensor in adapter.items():
         assert torch.equal(tensor.float(), trained[name.replace(".weight", ".default.weight")].float()), name
         assert (tensor.float() - on_ddp[name].float()).abs().max() <= 1e-5, name  # the same training as DDP's
+        assert (tensor.float() - on_one[name].float()).abs().max() <= 1e-5, name  # ... and as 1 process's
 
     start = {k: v.float() for k, v in Qwen2_5_VLForConditionalGeneration.from_pretrained(
         tiny_model_paths["tiny_qwen2_5_vl"]).state_dict().items()}

@@ -3,7 +3,8 @@
 The target of a row is its gold chain rendered in the model family's box frame (the geometry
 comes from the processed prompt, so Qwen targets use the resized-input pixels the model sees),
 followed by the end-of-turn token; with zoom turns on (`rollout.zoom.enabled`) rows with gold boxes are
-trained as zoom conversations instead (`algorithm/sft_zoom.py`: the tool turn masked out). The loss is the mean negative log-likelihood of target tokens.
+trained as zoom conversations instead (`algorithm/sft_zoom.py`: the tool turn masked out). The loss is the mean negative
+log-likelihood of the target tokens (in a training step: of the global batch, every process's rows).
 `sft_step` is one optimizer step of a training run (through the engine, micro-batched like the GRPO
 update); `cached_warm_start` trains a plain SFT loop (`run_sft`) before GRPO and caches its weights by a
 fingerprint of what determines them. Left out: drawing the rows (`training/run.py`), the loss maths
@@ -22,6 +23,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -65,40 +67,72 @@ def zoom_of(cfg: Any) -> Any:
     return zoom if zoom is not None and zoom.enabled else None
 
 
+@dataclass
+class SftInputs:
+    """One batch of SFT targets, built before any forward (so a step can count its target tokens first)."""
+
+    prompt: Any  # PromptBatch
+    ids: torch.Tensor  # [B, T] target ids, right-padded
+    mask: torch.Tensor  # [B, T] 1 on the tokens trained on (model-written)
+    tool: Any = None  # ToolTurnInputs of zoom conversations, else None
+
+
+def sft_inputs(adapter: ModelAdapter, rows: list[GritRow], prompt_cfg: Any, zoom: Any = None) -> SftInputs:
+    """The targets of `rows`; with `zoom` (rollout.zoom, on) zoom conversations (`algorithm/sft_zoom.py`)."""
+    if zoom is not None:
+        from grit_exp.algorithm.sft_zoom import zoom_sft_batch
+
+        return SftInputs(*zoom_sft_batch(adapter, rows, prompt_cfg, zoom))
+    return SftInputs(*sft_batch(adapter, rows, prompt_cfg))
+
+
+def sft_logprobs(adapter: ModelAdapter, model: torch.nn.Module, batch: SftInputs) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log-probs [B, T] of the targets under `model`, the mask of the tokens trained on), on the model's device."""
+    device = next(model.parameters()).device
+    tool = batch.tool
+    if tool is not None:
+        from grit_exp.models.zoom_logprobs import ToolTurnInputs
+
+        tool = ToolTurnInputs(tool.tool_mask.to(device), [None if p is None else p.to(device) for p in tool.pixel_values],
+                              [None if g is None else g.to(device) for g in tool.image_grid_thw])
+    mask = batch.mask.to(device)
+    logp = adapter.completion_logprobs(model, batch.prompt.to(device), batch.ids.to(device), mask, tool_turns=tool)
+    return logp, mask
+
+
 def sft_step_loss(adapter: ModelAdapter, model: torch.nn.Module, rows: list[GritRow], prompt_cfg: Any,
                   zoom: Any = None) -> torch.Tensor:
-    """Mean NLL of the target tokens; with `zoom` (rollout.zoom, on) the targets are zoom conversations."""
-    if zoom is not None:
-        from grit_exp.algorithm.sft_zoom import zoom_sft_loss_inputs
-
-        logp, mask = zoom_sft_loss_inputs(adapter, model, rows, prompt_cfg, zoom)
-        return sft_loss(logp, mask)
-    prompt, ids, mask = sft_batch(adapter, rows, prompt_cfg)
-    device = next(model.parameters()).device
-    logp = adapter.completion_logprobs(model, prompt.to(device), ids.to(device), mask.to(device))
-    return sft_loss(logp, mask.to(device))
+    """Mean NLL of the target tokens of `rows`; `zoom`: see `sft_inputs`."""
+    return sft_loss(*sft_logprobs(adapter, model, sft_inputs(adapter, rows, prompt_cfg, zoom)))
 
 
 def sft_step(m: StepModules, rows: list[GritRow]) -> dict[str, float]:
-    """One supervised optimizer step on this process's rows, micro-batched like the GRPO update."""
+    """One supervised optimizer step on this process's rows, micro-batched like the GRPO update.
+
+    The loss is the mean NLL over the target tokens of the global batch (every process's rows): each
+    micro-batch's token mean is weighted by its share of the global token count (times the number of
+    processes, which the engine's gradient average divides out), so 2 processes train exactly as 1 on the
+    same rows, whatever the micro-batch size and however long each row's target is."""
     engine, t0 = m.engine, time.perf_counter()
     m.policy.train()
-    loss_value = grad_norm = 0.0
-    for sl in micro_batches(len(rows), m.cfg.trainer.micro_batch_size):
-        part = rows[sl]
+    batches = [sft_inputs(m.adapter, rows[sl], m.cfg.prompt, zoom_of(m.cfg))
+               for sl in micro_batches(len(rows), m.cfg.trainer.micro_batch_size)]
+    global_tokens = max(engine.sum(sum(int(b.mask.sum()) for b in batches)), 1.0)
+    nll_sum = grad_norm = 0.0
+    for batch in batches:
         with engine.accumulate(m.policy):
             with engine.autocast():
-                loss = sft_step_loss(m.adapter, m.policy, part, m.cfg.prompt, zoom_of(m.cfg))
-            w = len(part) / len(rows)
-            engine.backward(loss * w)
+                loss = sft_loss(*sft_logprobs(m.adapter, m.policy, batch))
+            tokens = int(batch.mask.sum())
+            engine.backward(loss * (tokens * engine.world_size / global_tokens))
             if engine.sync_gradients:
                 grad_norm = engine.clip_grad_norm(m.policy, m.cfg.trainer.max_grad_norm)
             m.optimizer.step()
             m.optimizer.zero_grad(set_to_none=True)
-        loss_value += float(loss.detach()) * w
+        nll_sum += float(loss.detach()) * tokens
     m.scheduler.step()
-    return {"train/sft_loss": loss_value, "train/grad_norm": grad_norm, "train/lr": m.scheduler.get_last_lr()[0],
-            "time/step_s": time.perf_counter() - t0}
+    return {"train/sft_loss": engine.sum(nll_sum) / global_tokens, "train/grad_norm": grad_norm,
+            "train/lr": m.scheduler.get_last_lr()[0], "time/step_s": time.perf_counter() - t0}
 
 
 def warm_start_fingerprint(cfg: Any, rows: list[GritRow]) -> str:
@@ -121,7 +155,7 @@ def run_sft(adapter: ModelAdapter, model: torch.nn.Module, rows: list[GritRow], 
             steps: int, lr: float, batch_size: int, seed: int,
             precision: Callable[[], AbstractContextManager] = contextlib.nullcontext, zoom: Any = None) -> list[float]:
     """Plain SFT loop (AdamW, constant lr after a short warmup); returns the loss per step. `zoom`: see
-    `sft_step_loss`."""
+    `sft_inputs`."""
     from grit_exp.training.sampler import PromptSampler
 
     params = [p for p in model.parameters() if p.requires_grad]

@@ -68,14 +68,3 @@ def zoom_sft_batch(adapter: ModelAdapter, rows: list[GritRow], prompt_cfg: Any, 
             at += len(tokens)
     mask = (kind == 1).long()
     return prompt, ids, mask, ToolTurnInputs((kind == 2).long(), pixels, grids)
-
-
-def zoom_sft_loss_inputs(adapter: ModelAdapter, model: torch.nn.Module, rows: list[GritRow], prompt_cfg: Any,
-                         zoom: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """(log-probs [B, T] of the model-written target tokens, their mask) under `model`."""
-    prompt, ids, mask, tool = zoom_sft_batch(adapter, rows, prompt_cfg, zoom)
-    device = next(model.parameters()).device
-    tool = ToolTurnInputs(tool.tool_mask.to(device), [None if p is None else p.to(device) for p in tool.pixel_values],
-                          [None if g is None else g.to(device) for g in tool.image_grid_thw])
-    logp = adapter.completion_logprobs(model, prompt.to(device), ids.to(device), mask.to(device), tool_turns=tool)
-    return logp, mask.to(device)
