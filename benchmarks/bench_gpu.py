@@ -86,6 +86,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from grit_exp.models import build_adapter
     from grit_exp.models.tiny import ensure_tiny_model
     from grit_exp.rollout.hf import HFRollout
+    from grit_exp.training.optimizer import build_optimizer
     from grit_exp.training.run import accumulation_steps, build_scheduler
 
     started = time.perf_counter()
@@ -109,7 +110,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     reference = build_policy(adapter.tokenizer, args.tiny, engine.device).to(torch.bfloat16)
     reference.load_state_dict(policy.state_dict())
     reference = engine.prepare_frozen(reference)
-    optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.trainer.learning_rate, weight_decay=0.0)
+    optimizer = build_optimizer(policy.parameters(), cfg.trainer.learning_rate, 0.0)
     scheduler = build_scheduler(optimizer, cfg.trainer)
     bare = policy
     policy, optimizer = engine.prepare(policy, optimizer)

@@ -58,12 +58,18 @@ def run_grit(cfg: Any, steps: int) -> list[dict]:
     from grit_exp.rollout.hf import HFRollout
     from grit_exp.training.run import build_scheduler
 
+    try:
+        from grit_exp.training.optimizer import build_optimizer
+    except ImportError:  # a --before-src tree older than the fused optimizer: torch's default AdamW, as it used
+        def build_optimizer(params, lr, weight_decay):
+            return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+
     adapter, rows, start = grpo_setup.prepare(cfg)
     torch.manual_seed(cfg.seed)
     engine = TrainingEngine(cfg.cluster, cfg.trainer, accumulation_steps=2, micro_batch_size=grpo_setup.MICRO_BATCH)
     policy = adapter.load_model(engine.device, path=str(start), dtype="float32")
     reference = engine.prepare_frozen(adapter.load_model("cpu", path=str(start)))
-    optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.trainer.learning_rate, weight_decay=0.0)
+    optimizer = build_optimizer(policy.parameters(), cfg.trainer.learning_rate, 0.0)
     scheduler = build_scheduler(optimizer, cfg.trainer)
     policy, optimizer = engine.prepare(policy, optimizer)
     rollout = HFRollout(adapter, cfg.rollout)

@@ -36,6 +36,7 @@ from grit_exp.data.gold_chain import format_gold_chain
 from grit_exp.data.prompts import build_user_text
 from grit_exp.data.schema import GritRow
 from grit_exp.models.base import ModelAdapter
+from grit_exp.training.optimizer import build_optimizer
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +160,7 @@ def run_sft(adapter: ModelAdapter, model: torch.nn.Module, rows: list[GritRow], 
     from grit_exp.training.sampler import PromptSampler
 
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    optimizer = build_optimizer(params, lr, 0.0)
     scheduler = get_scheduler("constant_with_warmup", optimizer, num_warmup_steps=max(1, steps // 10))
     sampler = PromptSampler(len(rows), seed)
     model.train()

@@ -46,6 +46,7 @@ from grit_exp.rollout.factory import build_rollout
 from grit_exp.run_info import write_run_info
 from grit_exp.training import checkpoint as ckpt
 from grit_exp.training.logger import RunLogger, truncate_metrics_after
+from grit_exp.training.optimizer import build_optimizer
 from grit_exp.training.sampler import PromptSampler
 from grit_exp.training.summary import summarize_run
 
@@ -205,7 +206,7 @@ def _build_run(cfg: TrainConfig, engine: TrainingEngine, own_run_dir: Path) -> R
     if cfg.algorithm.name != "sft" and cfg.algorithm.beta != 0 and not cfg.model.lora.enabled:
         reference = engine.prepare_frozen(adapter.load_model("cpu", path=start_path))
     params = [p for p in policy.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.trainer.learning_rate, weight_decay=cfg.trainer.weight_decay)
+    optimizer = build_optimizer(params, cfg.trainer.learning_rate, cfg.trainer.weight_decay)
     scheduler = build_scheduler(optimizer, cfg.trainer)
     policy, optimizer = engine.prepare(policy, optimizer)
     sampler = PromptSampler(len(train_rows), cfg.seed)
