@@ -16,7 +16,8 @@ History: the layout change (#16) was checked against f2c5dfe (main before it): w
 change of that session's #18 work reverted (ef39b38: log-probs always in two forward passes), all four
 scenarios were identical, weights included. The reference then moved past the deliberate changes of #17
 (answers without <answer> score 0 unless the prompt asks for the whole response: fewer judge calls) and
-#18 (two forward passes, chunked log-probs, fp32 warm start), to the commit named below.
+#18 (two forward passes, chunked log-probs, fp32 warm start), to a27a542; then past the fused AdamW of
+#18 (last-bit differences from the first optimizer step on), to the commit named below.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-REFERENCE_COMMIT = "a27a542c69ccd946d0833e2da32cbb84f08cb980"  # main after #16-#18 (2026-12-07); see the docstring
+REFERENCE_COMMIT = "e7161cc1059592d2fea24646aeef5d10ee6acda1"  # fused AdamW (#18, 2026-12-08); see the docstring
 
 pytestmark = pytest.mark.slow
 
