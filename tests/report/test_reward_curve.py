@@ -94,3 +94,15 @@ def test_the_change_is_the_last_evaluation_minus_step_0_never_the_untrained_mode
                                      "(step 20 minus step 0, the warm start).")
     without_warm_start = format_table(["step 0", "step 4"], {"eval/x/acc": [0.5, 0.6]})
     assert without_warm_start.splitlines()[-1] == "x, 4 training steps: greedy accuracy +0.10 (step 4 minus step 0)."
+
+
+def test_one_evaluation_only_reports_no_change_against_itself(tmp_path):
+    """trainer.eval_on_start=false and one evaluation: that column alone, no 'change' of step N minus step N."""
+    record = {"step": 120, "eval/synth_count/acc": 0.25, "eval/synth_count/reward": 0.6}
+    (tmp_path / "metrics.jsonl").write_text(json.dumps({"step": 1, "train/loss": 1.0}) + "\n" + json.dumps(record) + "\n")
+    summary = summarize_run(tmp_path)
+    assert summary["before_after"]["columns"] == ["step 120"]
+    text = (tmp_path / "before_after.txt").read_text()
+    assert "change" not in text.splitlines()[0] and "training steps" not in text
+    assert text.splitlines()[1].split() == ["eval/synth_count/acc", "0.250"]
+    assert "One evaluation only (step 120): no change to report" in text

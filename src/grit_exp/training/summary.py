@@ -5,7 +5,9 @@ drawn by `grit_exp.reporting.curves.plot_reward_curve`. The table says what trai
 columns are the first evaluation (step 0: the warm-start checkpoint, or the model as loaded without a
 warm start), the last one, their difference ("change" = last minus step 0, what the GRPO steps did), and
 the untrained model (`init/...`, when a warm start ran) for reference, never part of the change. One
-sentence under it says the change in plain words, per dataset.
+sentence under it says the change in plain words, per dataset. A run with one evaluation only (no step-0
+evaluation: `trainer.eval_on_start=false`) gets that column alone and a sentence saying there is no change
+to report, never a change of that step against itself.
 """
 
 from __future__ import annotations
@@ -34,11 +36,12 @@ def before_after(records: list[dict[str, Any]]) -> tuple[list[str], dict[str, li
     if not evals:
         return [], {}
     first, last = evals[0], evals[-1]
+    steps = [first] if first["step"] == last["step"] else [first, last]
     init = next((r for r in records if any(k.startswith("init/") for k in r)), None)
-    columns = [f"step {first['step']}", f"step {last['step']}"] + (["untrained"] if init else [])
+    columns = [f"step {r['step']}" for r in steps] + (["untrained"] if init else [])
     table: dict[str, list[float | None]] = {}
     for key in sorted(k for k in last if k.startswith("eval/") and k.count("/") == 2 and k.rsplit("/", 1)[-1] in TABLE_METRICS):
-        row = [first.get(key), last.get(key)]
+        row = [r.get(key) for r in steps]
         table[key] = row + ([init.get("init/" + key.removeprefix("eval/"))] if init else [])
     return columns, table
 
@@ -57,8 +60,14 @@ def _cell(value: float | None, width: int, sign: bool = False) -> str:
 
 def format_table(columns: list[str], table: dict[str, list[float | None]]) -> str:
     """The table, then one plain sentence per dataset (e.g. "GRPO, 20 steps: sampled reward +0.13,
-    greedy accuracy -0.25")."""
+    greedy accuracy -0.25"). With one evaluation only (`columns[1]` not a step): that column, no change."""
     width = max([len(k) for k in table] + [6])
+    if len(columns) < 2 or not columns[1].startswith("step "):
+        head = "".join(f"  {c:>10}" for c in columns)
+        lines = [f"{'metric':<{width}}{head}"]
+        lines += [f"{key:<{width}}" + "".join(_cell(v, 10) for v in values) for key, values in table.items()]
+        return "\n".join([*lines, "", f"One evaluation only ({columns[0]}): no change to report (no step-0 "
+                           "evaluation before it: trainer.eval_on_start=false)."])
     head = columns[:2] + [f"change ({columns[1]} - {columns[0]})"] + columns[2:]
     widths = [10, 10, len(head[2]), 10][: len(head)]
     lines = [f"{'metric':<{width}}" + "".join(f"  {c:>{w}}" for c, w in zip(head, widths, strict=True))]
