@@ -52,6 +52,7 @@ bench: install
 	$(PY) benchmarks/bench_judge.py
 	$(PY) benchmarks/bench_grpo_vs_trl.py
 	$(PY) benchmarks/bench_rollout.py
+	$(PY) benchmarks/bench_zoom_rollout.py
 	$(PY) benchmarks/bench_judge_overlap.py
 	$(PY) benchmarks/bench_judge_overlap.py --concurrency 4 --out judge_overlap_c4.json
 	$(PY) benchmarks/bench_rewards.py

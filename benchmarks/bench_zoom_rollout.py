@@ -25,16 +25,22 @@ model-written tokens, `max_turns=2`. The model's tokens are sampled (T=1, top-k 
 (completion, model-written index) (`KeyedChoice`), so batch layout and turn boundaries change nothing; a plan
 (`zoom_plan`, seeded per completion) makes completions call zoom 0, 1 or 2 times on the red square (then on a
 3x wider box) and end at varied lengths, writing those tokens in place of the sampled ones, the same way on
-both sides (random weights never call zoom on their own; a bench where no row zooms measures nothing).
-Every completion (model-written tokens and tool turns) and every call must be equal on both sides, else exit 1.
+both sides (random weights never call zoom on their own; a bench where no row zooms measures nothing). Two
+plans: `staggered` (each call after 6-30 free tokens: rows call at different steps, as sampled completions do)
+and `aligned` (every row's call i closes at the same token: the best case for the in-place loop, which runs
+one tool-turn pass over the whole decode batch per step in which some row calls, and gives every row that
+pass's columns, masked for the rows not calling). Every completion (model-written tokens and tool turns) and
+every call must be equal in every process of both sides, else exit 1.
 
 Each side runs in its own processes (A B A B ... over `--rounds`, so peak RSS does not mix and load drifts
 over both alike): `--warmup` rollouts, then `--rollouts` timed ones. Reported per side: median wall s per
 rollout call, completion tokens per second (model-written tokens / wall), peak RSS and its rise over the RSS
-before the first rollout, turns, tool calls and crops, and for `reprefill` its prefill passes.
-Results: results/zoom_rollout.json.
+before the first rollout, turns, tool calls and crops, the prefill passes, the in-place loop's tool-turn
+passes and the KV-cache columns each row ends with (its own conversation and the holes of other rows' turns).
+Results: results/zoom_rollout.json (per plan, with the ratio of completion tokens per second).
 
-Run: `python benchmarks/bench_zoom_rollout.py [--rounds 3 --rollouts 4]` (~2-4 min on 2 cores).
+Run: `python benchmarks/bench_zoom_rollout.py [--rounds 3 --rollouts 4 --calls staggered,aligned]` (~2.5 min
+on 2 cores; BENCH_THREADS torch threads per process, default 1).
 Left out: the update (`bench_grpo_vs_trl.py`), InternVL (same loop), vLLM, real width, GPUs.
 """
 
@@ -59,10 +65,12 @@ import torch
 log = logging.getLogger("bench")
 RESULTS = Path(__file__).parent / "results"
 SIDES = ("in_place", "reprefill")
+PLANS = ("staggered", "aligned")
+ALIGNED = (40, 100)  # `aligned` plans: model-written tokens up to the end of call 1, call 2
 SEED = 0
 
 
-def compose(prompts: int, max_new: int, *extra: str) -> Any:
+def compose(prompts: int, max_new: int) -> Any:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
@@ -72,7 +80,7 @@ def compose(prompts: int, max_new: int, *extra: str) -> Any:
 
     overrides = ["experiment=zoom_demo", f"dataset.synthetic.num_train={max(prompts, 8)}",
                  "dataset.synthetic.num_val=8", f"rollout.max_new_tokens={max_new}", "rollout.stop_strings=[]",
-                 "rollout.zoom.max_turns=2", *extra]
+                 "rollout.zoom.max_turns=2"]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = to_typed(hydra_compose(config_name="train", overrides=overrides), TrainConfig)
     validate_train(cfg)
@@ -86,15 +94,17 @@ def setup(prompts: int, max_new: int) -> tuple[Any, Any, torch.nn.Module, list, 
     from grit_exp.models import build_adapter
 
     cfg = compose(prompts, max_new)
-    rows, _ = load_dataset_splits(cfg.dataset, cfg.seed)
-    rows = rows[:prompts]
+    rows = load_dataset_splits(cfg.dataset, cfg.seed)[0][:prompts]
     adapter = build_adapter(cfg.model)
     model = adapter.load_model("cpu").eval()
     return cfg, adapter, model, rows, [build_user_text(r.question, cfg.prompt, adapter.family) for r in rows]
 
 
-def zoom_plan(adapter: Any, rows: list, geometries: list, repeats: int, max_new: int) -> dict[int, dict[int, int]]:
-    """Per completion {model-written index: token}: 0-2 zoom calls (red square, then a 3x wider box), then an end."""
+def zoom_plan(adapter: Any, rows: list, geometries: list, repeats: int, max_new: int, calls: str = "staggered"
+              ) -> dict[int, dict[int, int]]:
+    """Per completion {model-written index: token}: 0-2 zoom calls (red square, then a 3x wider box), then an end.
+    `staggered`: each call after 6-30 free tokens; `aligned`: every call i closes at token ALIGNED[i] (the decode
+    batch's rows call at the same step)."""
     from grit_exp.rollout.seeded_sampling import completion_seed
 
     def ids(text: str) -> list[int]:
@@ -110,6 +120,8 @@ def zoom_plan(adapter: Any, rows: list, geometries: list, repeats: int, max_new:
         boxes = [[x1, y1, x2, y2], wide]
         steps = [(rng.randint(6, 30), ids("<zoom>[{}]</zoom>".format(", ".join(str(round(v)) for v in boxes[i]))))
                  for i in range(rng.choices([0, 1, 2], weights=[1, 4, 3])[0])]
+        if calls == "aligned":  # call i starts len(call) tokens before ALIGNED[i], right after call i - 1 ends
+            steps = [(ALIGNED[i] - len(t) - (ALIGNED[i - 1] if i else 0), t) for i, (_, t) in enumerate(steps)]
         if rng.random() < 0.75:
             steps.append((rng.randint(8, 48), [adapter.eos_token_ids[0]]))
         plan, n = {}, 0
@@ -164,7 +176,8 @@ def _choice(cfg: Any, adapter: Any, plan: dict, completions: list[int], offsets:
                        int(cfg.rollout.top_k), int(cfg.rollout.max_new_tokens), completions, offsets)
 
 
-def in_place(cfg: Any, adapter: Any, model: torch.nn.Module, rows: list, texts: list[str], repeats: int) -> dict:
+def in_place(cfg: Any, adapter: Any, model: torch.nn.Module, rows: list, texts: list[str], repeats: int,
+             calls: str = "staggered") -> dict:
     """grit-exp's zoom rollout (what `HFRollout.generate` runs with `rollout.zoom` on, with the keyed choice)."""
     from grit_exp.rollout.decode import decode
     from grit_exp.rollout.zoom.turns import ZoomSession
@@ -172,7 +185,7 @@ def in_place(cfg: Any, adapter: Any, model: torch.nn.Module, rows: list, texts: 
     prompts = adapter.build_prompt_batch(rows, texts)
     total = len(rows) * repeats
     tool = ZoomSession(adapter, cfg.rollout.zoom, rows, prompts.geometries, repeats, prompts.inputs.get("image_grid_thw"))
-    plan = zoom_plan(adapter, rows, prompts.geometries, repeats, int(cfg.rollout.max_new_tokens))
+    plan = zoom_plan(adapter, rows, prompts.geometries, repeats, int(cfg.rollout.max_new_tokens), calls)
     choice = _choice(cfg, adapter, plan, list(range(total)), [0] * total)
     ids = decode(model, model, prompts.inputs, repeats, int(cfg.rollout.max_new_tokens), choice, adapter.eos_token_ids,
                  adapter.pad_token_id, adapter.suppressed_token_ids, tool=tool)
@@ -186,7 +199,8 @@ def in_place(cfg: Any, adapter: Any, model: torch.nn.Module, rows: list, texts: 
             "longest_conversation": prompts.prompt_length + int(span.sum(1).max())}
 
 
-def reprefill(cfg: Any, adapter: Any, model: torch.nn.Module, rows: list, texts: list[str], repeats: int) -> dict:
+def reprefill(cfg: Any, adapter: Any, model: torch.nn.Module, rows: list, texts: list[str], repeats: int,
+              calls: str = "staggered") -> dict:
     """Every turn a fresh generate call over each continuing row's whole conversation (module docstring)."""
     from grit_exp.rollout.decode import decode
     from grit_exp.rollout.stop_strings import StopStringsByTokenIds
@@ -195,7 +209,7 @@ def reprefill(cfg: Any, adapter: Any, model: torch.nn.Module, rows: list, texts:
     prompts = adapter.build_prompt_batch(rows, texts)
     inputs, total, max_new = prompts.inputs, len(rows) * repeats, int(cfg.rollout.max_new_tokens)
     tool = ZoomSession(adapter, cfg.rollout.zoom, rows, prompts.geometries, repeats, inputs.get("image_grid_thw"))
-    plan = zoom_plan(adapter, rows, prompts.geometries, repeats, max_new)
+    plan = zoom_plan(adapter, rows, prompts.geometries, repeats, max_new, calls)
     close = StopStringsByTokenIds(adapter.tokenizer, [cfg.rollout.zoom.close_tag])
     pad, eos = adapter.pad_token_id, adapter.eos_token_ids
     prompt_ids = [inputs["input_ids"][p][inputs["attention_mask"][p].bool()].tolist() for p in range(len(rows))]
@@ -272,11 +286,11 @@ def summary_of(result: dict) -> dict:
     return {"model_tokens": sum(t.count(False) for t in result["tool"]),
             "tool_tokens": sum(t.count(True) for t in result["tool"]),
             "turns": sum(1 + len(row) for row in result["calls"]), "tool_calls": len(calls),
-            "crops": sum(call.ok for call in calls), "prefills": result["prefills"], "tool_passes": result["tool_passes"],
-            "kv_columns": result["kv_columns"], "longest_conversation": result["longest_conversation"]}
+            "crops": sum(call.ok for call in calls), **{k: result[k] for k in COUNTS[-4:]}}
 
 
-def worker(side: str, prompts: int, repeats: int, max_new: int, warmup: int, rollouts: int, out: Path) -> None:
+def worker(side: str, calls: str, prompts: int, repeats: int, max_new: int, warmup: int, rollouts: int,
+           out: Path) -> None:
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "1")))
     cfg, adapter, model, rows, texts = setup(prompts, max_new)
     before = rss_mb()[0]
@@ -284,7 +298,7 @@ def worker(side: str, prompts: int, repeats: int, max_new: int, warmup: int, rol
     for _ in range(warmup + rollouts):
         started = time.perf_counter()
         with torch.no_grad():
-            result = ROLLOUTS[side](cfg, adapter, model, rows, texts, repeats)
+            result = ROLLOUTS[side](cfg, adapter, model, rows, texts, repeats, calls)
         records.append({"s": time.perf_counter() - started, **summary_of(result)})
     out.write_text(json.dumps({"side": side, "records": records[warmup:], "rss_before_mb": before,
                                "peak_rss_mb": rss_mb()[1], "threads": torch.get_num_threads(),
@@ -304,9 +318,38 @@ def summarize(runs: list[dict]) -> dict[str, Any]:
             "peak_rss_rise_mb": max(run["peak_rss_mb"] - run["rss_before_mb"] for run in mine),
             **{k: timed[0][k] for k in COUNTS},
             "processes": len(mine), "timed_rollouts": len(timed), "s_all": [round(r["s"], 4) for r in timed]}
-    first = {side: next(run for run in runs if run["side"] == side) for side in SIDES}
-    result["identical"] = all(first["in_place"][k] == first["reprefill"][k] for k in ("completions", "tool", "calls"))
+    reference = next(run for run in runs if run["side"] == "in_place")  # every process of both sides: the same work
+    result["identical"] = all(run[k] == reference[k] for run in runs for k in ("completions", "tool", "calls"))
     result["ratio"] = (result["in_place"]["completion_tokens_per_s"] / result["reprefill"]["completion_tokens_per_s"])
+    return result
+
+
+def run_plan(args: argparse.Namespace, calls: str, tmp: Path, load: list[float]) -> dict[str, Any] | None:
+    """Both sides on the `calls` plan, each in its own processes (A B B A ...); None if a worker failed."""
+    order = [side for r in range(args.rounds) for side in (SIDES if r % 2 == 0 else SIDES[::-1])]
+    env = {**os.environ, "BENCH_THREADS": os.environ.get("BENCH_THREADS", "1")}
+    runs = []
+    for index, side in enumerate(order):
+        out = tmp / f"{calls}_{index}_{side}.json"
+        command = [sys.executable, __file__, "--worker", side, "--calls", calls, "--warmup", str(args.warmup),
+                   "--rollouts", str(args.rollouts), "--prompts", str(args.prompts), "--generations",
+                   str(args.generations), "--max-new", str(args.max_new), "--out", str(out)]
+        done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+        if done.returncode != 0:
+            log.error("%s worker failed:\n%s", side, done.stderr[-4000:])
+            return None
+        runs.append(json.loads(out.read_text()))
+        load.append(os.getloadavg()[0])
+        log.info("%s, %s process %d: median %.3f s/rollout, peak RSS %.0f MB", calls, side, index,
+                 statistics.median(r["s"] for r in runs[-1]["records"]), runs[-1]["peak_rss_mb"])
+    result = summarize(runs)
+    result["order"] = order
+    a, b = result["in_place"], result["reprefill"]
+    log.info("%s calls: in place %.3f s/rollout, %.0f tokens/s, peak RSS %.0f MB; re-prefill %.3f s/rollout, "
+             "%.0f tokens/s, peak RSS %.0f MB: %.2fx the tokens/s (goal 2x); %d turns, %d tool calls, %d crops, "
+             "%d tool passes in place; identical: %s", calls, a["s_per_rollout"], a["completion_tokens_per_s"],
+             a["peak_rss_mb"], b["s_per_rollout"], b["completion_tokens_per_s"], b["peak_rss_mb"], result["ratio"],
+             a["turns"], a["tool_calls"], a["crops"], a["tool_passes"], result["identical"])
     return result
 
 
@@ -318,50 +361,37 @@ def main() -> int:
     parser.add_argument("--prompts", type=int, default=8)
     parser.add_argument("--generations", type=int, default=4)
     parser.add_argument("--max-new", type=int, default=160)
+    parser.add_argument("--calls", default=",".join(PLANS), help=f"comma-separated plans of zoom calls: {PLANS}")
     parser.add_argument("--worker", choices=SIDES)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
-    work = [str(args.prompts), str(args.generations), str(args.max_new)]
+    plans = args.calls.split(",")
+    if any(p not in PLANS for p in plans):
+        parser.error(f"--calls={args.calls!r}: choose from {PLANS}")
     if args.worker:
-        worker(args.worker, args.prompts, args.generations, args.max_new, args.warmup, args.rollouts, args.out)
+        worker(args.worker, plans[0], args.prompts, args.generations, args.max_new, args.warmup, args.rollouts,
+               args.out)
         return 0
     setup(args.prompts, args.max_new)  # builds the data set and the tiny model once, before any timing
-    order = [side for r in range(args.rounds) for side in (SIDES if r % 2 == 0 else SIDES[::-1])]
-    runs, load = [], [os.getloadavg()[0]]
-    env = {**os.environ, "BENCH_THREADS": os.environ.get("BENCH_THREADS", "1")}
+    load = [os.getloadavg()[0]]
+    result: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for index, side in enumerate(order):
-            out = Path(tmp) / f"{index}_{side}.json"
-            command = [sys.executable, __file__, "--worker", side, "--warmup", str(args.warmup), "--rollouts",
-                       str(args.rollouts), "--prompts", work[0], "--generations", work[1], "--max-new", work[2],
-                       "--out", str(out)]
-            done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
-            if done.returncode != 0:
-                log.error("%s worker failed:\n%s", side, done.stderr[-4000:])
+        for calls in plans:
+            result[calls] = run_plan(args, calls, Path(tmp), load)
+            if result[calls] is None:
                 return 1
-            runs.append(json.loads(out.read_text()))
-            load.append(os.getloadavg()[0])
-            log.info("%s process %d: median %.3f s/rollout, peak RSS %.0f MB", side, index,
-                     statistics.median(r["s"] for r in runs[-1]["records"]), runs[-1]["peak_rss_mb"])
-    result = summarize(runs)
-    for run in runs:
-        run.pop("completions"), run.pop("tool"), run.pop("calls")
     result["work"] = {"model": "tiny_qwen2_5_vl (random weights)", "task": "experiment=zoom_demo (synthetic_zoom)",
                       "prompts": args.prompts, "num_generations": args.generations, "max_new_tokens": args.max_new,
-                      "max_turns": 2, "sampling": "T=1.0, top-k 50, noise keyed by (completion, token index)"}
+                      "max_turns": 2, "sampling": "T=1.0, top-k 50, noise keyed by (completion, token index)",
+                      "plans": {"staggered": "calls after 6-30 free tokens each",
+                                "aligned": f"call i closes at model-written token {ALIGNED[0]} / {ALIGNED[1]}"}}
     result["conditions"] = {"load_average": [round(x, 2) for x in load], "cpu_cores": os.cpu_count(),
-                            "torch_threads": runs[0]["threads"], "order": order, "warmup_rollouts": args.warmup,
+                            "torch_threads": int(os.environ.get("BENCH_THREADS", "1")), "warmup_rollouts": args.warmup,
                             "timed_rollouts_per_process": args.rollouts, "date": time.strftime("%Y-%m-%d %H:%M")}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "zoom_rollout.json").write_text(json.dumps(result, indent=2) + "\n")
-    a, b = result["in_place"], result["reprefill"]
-    log.info("in place %.3f s/rollout, %.0f tokens/s, peak RSS %.0f MB; re-prefill %.3f s/rollout, %.0f tokens/s, "
-             "peak RSS %.0f MB: %.2fx the tokens/s (goal 2x); %d turns, %d tool calls, %d crops; identical: %s",
-             a["s_per_rollout"], a["completion_tokens_per_s"], a["peak_rss_mb"], b["s_per_rollout"],
-             b["completion_tokens_per_s"], b["peak_rss_mb"], result["ratio"], a["turns"], a["tool_calls"], a["crops"],
-             result["identical"])
-    return 0 if result["identical"] and a["crops"] > 0 else 1
+    return 0 if all(result[c]["identical"] and result[c]["in_place"]["crops"] > 0 for c in plans) else 1
 
 
 if __name__ == "__main__":
