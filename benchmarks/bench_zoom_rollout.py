@@ -3,9 +3,9 @@
 `in_place` is grit-exp's zoom rollout (`rollout/decode.py` with a `ZoomSession`): a row that closes a zoom call
 gets its tool turn (the crop through the processor and the vision tower, the turn's tokens) written into its
 KV cache and resumes at once; the G completions of a prompt share its first prefill, finished rows drop out.
-`reprefill` is what multi-turn loops without KV reuse do (TRL's `_tool_call_loop`, verl's and OpenRLHF's
-plain loops): every turn is a fresh generate call over the whole conversation so far (prompt, the model's
-turns, the tool turns; all its images through the vision tower again), batched over the rows still going;
+`reprefill` is what multi-turn loops without KV reuse do (TRL 1.16's `_tool_call_loop`, for one, generates
+each turn from the whole conversation's ids): every turn is a fresh generate call over the whole conversation
+so far (prompt, model turns, tool turns; all its images through the vision tower again), batched over the rows;
 each turn waits for the slowest row of the one before. It is built from the same parts (the same decode loop
 for each turn, the same `ZoomSession.respond` for the tool turns, the same stop rule), so the ratio measures
 KV reuse across turns and nothing else.
@@ -32,7 +32,7 @@ one tool-turn pass over the whole decode batch per step in which some row calls,
 pass's columns, masked for the rows not calling). Every completion (model-written tokens and tool turns) and
 every call must be equal in every process of both sides, else exit 1.
 
-Each side runs in its own processes (A B A B ... over `--rounds`, so peak RSS does not mix and load drifts
+Each side runs in its own processes (A B B A ... over `--rounds`, so peak RSS does not mix and load drifts
 over both alike): `--warmup` rollouts, then `--rollouts` timed ones. Reported per side: median wall s per
 rollout call, completion tokens per second (model-written tokens / wall), peak RSS and its rise over the RSS
 before the first rollout, turns, tool calls and crops, the prefill passes, the in-place loop's tool-turn
