@@ -19,7 +19,7 @@ TINY_MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml") if (CON
 REAL_MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml") if p.stem not in TINY_MODELS)
 
 # `make train`'s values (conf/demo/cpu_train.yaml; chosen in benchmarks/README.md "GRPO on the CPU demo")
-DEMO_TRAINER = dict(max_steps=60, prompts_per_step=16, micro_batch_size=16, learning_rate=1e-4, lr_scheduler="constant",
+DEMO_TRAINER = dict(max_steps=100, prompts_per_step=16, micro_batch_size=16, learning_rate=1e-4, lr_scheduler="cosine",
                     warmup_steps=0, eval_every=20, save_every=20, keep_last=2, warm_start_sft_steps=500,
                     warm_start_batch_size=16, warm_start_learning_rate=1e-3)
 # the demo's data (conf/demo/cpu_data.yaml), for training and evaluation: "How many red squares?" only
@@ -64,7 +64,7 @@ def test_the_demo_keeps_its_values(model):
     assert {k: getattr(cfg.trainer, k) for k in DEMO_TRAINER} == DEMO_TRAINER
     assert cfg.eval.sampled_k == 4 and cfg.eval.batch_size == 32
     assert {k: getattr(cfg.algorithm, k) for k in DEMO_ALGORITHM} == DEMO_ALGORITHM
-    assert cfg.rollout.max_new_tokens == 128 and cfg.rollout.temperature == 1.0
+    assert cfg.rollout.max_new_tokens == 128 and cfg.rollout.temperature == 0.7
     eval_cfg = compose_entry("eval", [f"model={model}"])
     assert eval_cfg.rollout.max_new_tokens == 96
     for entry in (cfg, eval_cfg):
