@@ -2,11 +2,12 @@
 
 Why fused: torch's default multi-tensor ("foreach") AdamW computes each update through temporaries the
 size of all trainable parameters at once, and the single-tensor loop through temporaries of the largest
-one; at real width (Qwen2.5-VL-3B's 151,936 x 2,048 embedding) either adds ~2 GB above the AdamW state
-for the length of `step()` (measured: 1.9 GB of fp32 parameters, foreach +2.0 GB / loop +2.5 GB above
-the state, fused +0.07 GB; benchmarks/README.md). The fused kernel updates in place. It is also what
-transformers' Trainer (and so TRL) uses by default (`adamw_torch_fused`). Its results differ from the
-foreach implementation's in the last bit (1e-7), so runs from before this choice do not repeat bit for bit.
+one. Measured on AdamW alone over real-width tensors (1.9 GB of fp32 parameters, Qwen2.5-VL-3B's
+151,936 x 2,048 embedding among them): peak above the AdamW state +2.0 GB foreach, +2.5 GB loop, +0.07 GB
+fused. In the real-width GRPO step (benchmarks/README.md) the process's peak comes from elsewhere and did
+not move (15.36 -> 15.32 GB). The fused kernel is also what transformers' Trainer (and so TRL) uses by
+default (`adamw_torch_fused`). Its results differ from the foreach implementation's in the last bit
+(1e-7), so runs from before this choice do not repeat bit for bit.
 Left out: the schedule (`training/run.build_scheduler`), the engine's wrapping (accelerate / DeepSpeed).
 """
 
