@@ -4,6 +4,9 @@ A GRIT_data root laid out as the released one (tests/helpers/grit_data_layout.py
 README "Reproducing the paper's tables on a GPU node", each a subprocess as a user types it, with tiny
 models standing in for the real ones:
 
+0. (the stand-ins, not a README step) a tiny model of each family that writes boxes: 120 SFT steps on the
+   synthetic counting set (``algorithm=sft dataset=synthetic``), the checkpoint every later command starts
+   from (``model.path``), as every README command starts from the real model, which writes boxes;
 1. ``python -m grit_exp.data.build sft-targets / vsr / tallyqa / vsr20`` (VSR's and TallyQA's published
    training annotations, written in their layouts, for the pools);
 2. training of a GRIT row (``experiment=grit_qwen2_5_vl_3b``) and of the SFT rows (``experiment=sft_*``);
@@ -15,22 +18,22 @@ models standing in for the real ones:
 5. ``python -m grit_exp.report <dirs> --out DIR``.
 
 What stands in for what, and what is cut (each a command-line override, nothing else changes):
-model=tiny_qwen2_5_vl / tiny_internvl for Qwen2.5-VL-3B / InternVL3-2B; one CPU process with cluster=local
+model=tiny_qwen2_5_vl / tiny_internvl with model.path=<stand-in> for Qwen2.5-VL-3B / InternVL3-2B; one CPU process with cluster=local
 for ``torchrun --nproc_per_node 8`` with cluster=node8 (the training runs go through torchrun with one
 process; ZeRO-2 over several processes is tested in tests/training/); fp32 and sdpa for bf16 and
 flash-attention-2; 2 optimizer steps of 2 prompts x G = 4 (GRPO) or 4 rows (SFT) instead of 150 / 25;
-8 new tokens instead of 1000; 2 rows per eval file (MME: 4, one per subset) instead of 240 to ~2150; the
+8 new tokens in training and 40 in evaluation (room for a box and some) instead of 1000; 2 rows per eval file (MME: 4, one per subset) instead of 240 to ~2150; the
 data-scaling budgets 4 / 8 / 16 rows instead of 20 / 500 / 7000 (pools of 10 + 10 rows, ``--num-rows 10``
 of 12 + 12 annotations, instead of 3500 + 3500).
-Judge: ``judge=rules`` instead of GPT-4o for every row but Qwen's GRIT row, which keeps the experiment's
-``judge=openai`` and is judged through the real openai client by the fake judge server
-(grit_exp.testing.fake_judge_server; the key comes from OPENAI_API_KEY, as the README says), with
-``eval.untagged_answer=judge_whole_completion`` (a tiny model writes no ``<answer>``: under the paper's
-rule no answer would reach the server).
-Consistency table: the rows are evaluated with ``eval.consistency=true`` and ``judge=rules``, so every
-cell must say "unavailable" (no vision judge): a tiny untrained model writes no boxes, so a vision judge
-would have nothing to compare; the numbers path (vision judge, mean ± std over 3 repeats) is
-tests/report/test_report_consistency.py on replayed completions with boxes.
+Judge: every Table 1 evaluation keeps its experiment's ``judge=openai`` (GPT-4o) and
+``eval.consistency=true``, answered through the real openai client by the fake judge server
+(grit_exp.testing.fake_judge_server; the key comes from OPENAI_API_KEY, as the README says): the answer
+judge and the vision judge of the consistency metric (which picks "Image 0"; the order of the model's and
+the random boxes is drawn per trial, so the scores are numbers near chance). A stand-in writes boxes on the
+synthetic prompts it was trained on, often none inside the image on these: such a cell says so
+("no drawable box (n=0)"), filled from what the evaluation wrote like the others. Qwen's GRIT row adds
+``eval.untagged_answer=judge_whole_completion``: 40 tokens of a stand-in rarely reach ``<answer>``, and
+under the paper's rule no answer would reach the server. Training rewards use ``judge=rules``.
 
 Run it alone: ``make rehearsal`` (or ``.venv/bin/python -m pytest -q -m slow tests/test_paper_rehearsal.py``).
 """
@@ -41,6 +44,7 @@ import csv
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -48,6 +52,7 @@ from pathlib import Path
 
 import pytest
 
+from grit_exp.reporting.consistency_table import NO_BOX
 from grit_exp.reporting.paper import PAPER_TABLE1
 from tests.helpers.grit_data_layout import write_grit_data_root, write_public_annotations
 
@@ -60,8 +65,11 @@ GRPO_SIZE = ["trainer.max_steps=2", "trainer.prompts_per_step=2", "trainer.micro
              "trainer.eval_every=2", "trainer.save_every=2", "judge=rules", *SHORT]
 SFT_SIZE = ["trainer.max_steps=2", "trainer.prompts_per_step=4", "trainer.micro_batch_size=4",
             "trainer.eval_every=2", "trainer.save_every=2", "judge=rules", *SHORT]
-EVAL_SIZE = ["judge=rules", "eval.consistency=true", *SHORT]
+EVAL_SIZE = ["rollout.max_new_tokens=40", "eval.sampled_k=0", "eval.num_pictures=2", "eval.consistency=true"]
+# a cell of the consistency table filled with a number: "mean ± std (3 repeats, n=N)" (MME: the subsets' mean)
+NUMBER_CELL = re.compile(r"^0\.\d{3}|^1\.000")
 TINY = {"qwen2_5_vl_3b": "model=tiny_qwen2_5_vl", "internvl3_2b": "model=tiny_internvl"}
+STAND_IN_STEPS = 120  # SFT steps after which the tiny models write boxes (and a vision judge has them to compare)
 UNTRAINED = ("direct", "cot", "icl1")
 # the columns of Table 1 that hold a number (reporting/paper.py COLUMNS): every one must be filled
 TABLE1_KEYS = ("vsr_acc", "vsr_giou", "tallyqa_acc", "tallyqa_giou", "gqa_acc", "gqa_giou", "mathvista_acc",
@@ -97,6 +105,16 @@ def rehearsal(tmp_path_factory, grit_cache):
     env = {**os.environ, "GRIT_DATA_ROOT": str(data), "GRIT_EXP_CACHE": str(grit_cache), "HF_HUB_OFFLINE": "1",
            "WANDB_MODE": "disabled", "PYTHONPATH": str(ROOT / "src")}
     r = Rehearsal(base, env)
+    # 0. the stand-ins: tiny models that write boxes, the checkpoints the README's commands start from here
+    start = {}
+    for model in TINY:
+        run = base / "stand_in" / model
+        r.run(f"stand-in {model}", "grit_exp.train", "algorithm=sft", "dataset=synthetic", TINY[model], *CPU,
+              f"trainer.max_steps={STAND_IN_STEPS}", "trainer.learning_rate=1e-3", "trainer.prompts_per_step=8",
+              "trainer.micro_batch_size=8", "trainer.eval_on_start=false", f"trainer.eval_every={STAND_IN_STEPS}",
+              f"trainer.save_every={STAND_IN_STEPS}", "dataset.synthetic.num_val=8", "judge=rules", *SHORT,
+              f"hydra.run.dir={run}")
+        start[model] = f"model.path={run}/checkpoints/step_{STAND_IN_STEPS}/model"
     # 1. the files GRIT_data does not ship
     build = "grit_exp.data.build"
     r.run("build sft-targets", build, "sft-targets", "--root", str(data))
@@ -108,35 +126,38 @@ def rehearsal(tmp_path_factory, grit_cache):
     # 2. training through torchrun (one process): GRIT (Qwen), the SFT rows of both models
     grit_run = base / "outputs" / "grit_qwen2_5_vl_3b"
     sft_runs = {model: base / "outputs" / f"sft_{model}" for model in TINY}
-    r.run("train grit qwen", "grit_exp.train", "experiment=grit_qwen2_5_vl_3b", TINY["qwen2_5_vl_3b"], *CPU,
-          *GRPO_SIZE, f"hydra.run.dir={grit_run}", launcher=TORCHRUN_1)
+    r.run("train grit qwen", "grit_exp.train", "experiment=grit_qwen2_5_vl_3b", TINY["qwen2_5_vl_3b"],
+          start["qwen2_5_vl_3b"], *CPU, *GRPO_SIZE, f"hydra.run.dir={grit_run}", launcher=TORCHRUN_1)
     for model, run in sft_runs.items():
-        r.run(f"train sft {model}", "grit_exp.train", f"experiment=sft_{model}", TINY[model], *CPU, *SFT_SIZE,
+        r.run(f"train sft {model}", "grit_exp.train", f"experiment=sft_{model}", TINY[model], start[model], *CPU,
+              *SFT_SIZE,
               f"hydra.run.dir={run}", launcher=TORCHRUN_1)
     # 3. the Table 3 and data-scaling sweeps
     table3, scaling = base / "multirun" / "table3", base / "multirun" / "data_scaling"
     r.run("sweep table3", "grit_exp.train", "-m", "experiment=ablation_internvl3_2b_counting", TINY["internvl3_2b"],
-          *CPU, *GRPO_SIZE, f"hydra.sweep.dir={table3}")
+          start["internvl3_2b"], *CPU, *GRPO_SIZE, f"hydra.sweep.dir={table3}")
     r.run("sweep data scaling", "grit_exp.train", "-m", "experiment=ablation_qwen2_5_vl_3b_data_scaling",
-          TINY["qwen2_5_vl_3b"], *CPU, *GRPO_SIZE, "dataset.num_samples=4,8,16", f"hydra.sweep.dir={scaling}")
-    # 4. Table 1: the untrained rows (one multirun per model), then the trained rows on their checkpoints
+          TINY["qwen2_5_vl_3b"], start["qwen2_5_vl_3b"], *CPU, *GRPO_SIZE, "dataset.num_samples=4,8,16",
+          f"hydra.sweep.dir={scaling}")
+    # 4. Table 1 (every row judged by the fake server, consistency included): the untrained rows (one multirun
+    #    per model), then the trained rows on their checkpoints
     evals = base / "outputs" / "eval"
-    for model in TINY:
-        experiments = ",".join(f"table1_{model}_{method}" for method in UNTRAINED)
-        r.run(f"eval untrained {model}", "grit_exp.evaluate", "-m", f"eval_experiment={experiments}", TINY[model],
-              *EVAL_SIZE, f"hydra.sweep.dir={evals / model}")
     trained = {("qwen2_5_vl_3b", "grit"): grit_run, ("qwen2_5_vl_3b", "sft"): sft_runs["qwen2_5_vl_3b"],
                # InternVL's GRIT row: the Table 3 arm with counting data and r_count, i.e. experiment=grit_internvl3_2b
                ("internvl3_2b", "grit"): table3 / "0", ("internvl3_2b", "sft"): sft_runs["internvl3_2b"]}
     with FakeJudgeServer() as server:
         r.env = {**env, "OPENAI_API_KEY": "rehearsal-key"}
+        judge = [f"judge.base_url={server.base_url}", "judge.cache_path=null", *EVAL_SIZE]
+        for model in TINY:
+            experiments = ",".join(f"table1_{model}_{method}" for method in UNTRAINED)
+            r.run(f"eval untrained {model}", "grit_exp.evaluate", "-m", f"eval_experiment={experiments}", TINY[model],
+                  start[model], *judge, f"hydra.sweep.dir={evals / model}")
         for (model, method), run in trained.items():
-            # the untrained tiny model writes no <answer>: judged whole, so that its answers reach the server
-            judge = ([f"judge.base_url={server.base_url}", "judge.cache_path=null",
-                      "eval.untagged_answer=judge_whole_completion", *SHORT]
-                     if (model, method) == ("qwen2_5_vl_3b", "grit") else EVAL_SIZE)
+            # a stand-in's 40 tokens rarely reach <answer>: judged whole, so that its answers reach the server
+            untagged = (["eval.untagged_answer=judge_whole_completion"]
+                        if (model, method) == ("qwen2_5_vl_3b", "grit") else [])
             r.run(f"eval {model} {method}", "grit_exp.evaluate", f"eval_experiment=table1_{model}_{method}",
-                  TINY[model], f"model.path={run}/checkpoints/step_2/model", *judge,
+                  TINY[model], f"model.path={run}/checkpoints/step_2/model", *judge, *untagged,
                   f"hydra.run.dir={evals / f'{model}_{method}'}")
         judged_by_server = server.requests
     r.env = env
@@ -166,10 +187,11 @@ def test_every_table1_cell_is_filled_labelled_and_next_to_the_paper(rehearsal):
             assert row[f"{key}_delta"] != ""
         for col in ("vsr", "tallyqa", "gqa", "mathvista", "mme", "ovd"):
             assert int(row[f"{col}_n"]) == (4 if col == "mme" else 2)
-        assert row["judge_preset"] == ("paper" if (model, method) == ("qwen2_5_vl_3b", "grit") else "rules")
+        assert row["judge_preset"] == "paper"  # GPT-4o's settings, answered by the fake server
         assert row["scoring"].startswith("judge=")
-        assert row["training"] == ("untrained" if method in UNTRAINED else ("sft" if method == "sft" else
-                                   "reward=grit_code, advantage_eps=0.0001, 2 prompts x G=4 per step"))
+        # the untrained rows evaluate the stand-in, itself an SFT checkpoint (a hub model reads "untrained")
+        assert row["training"] == ("sft" if method in UNTRAINED or method == "sft" else
+                                   "reward=grit_code, advantage_eps=0.0001, 2 prompts x G=4 per step")
         assert row["judged_answer"] == ("whole_response" if method == "direct" else "tagged")
     # the Markdown: every line of ours filled with its n; a paper row's line followed by the paper's line and Δ
     md = md_rows((rehearsal["report"] / "table1.md").read_text())
@@ -217,12 +239,34 @@ def test_data_scaling_sweep_gives_the_figure(rehearsal):
     assert (rehearsal["report"] / "data_scaling.png").stat().st_size > 1000
 
 
-def test_consistency_table_says_unavailable_under_the_rules_judge(rehearsal):
+def test_every_consistency_cell_is_filled_from_the_vision_judge(rehearsal):
+    """Every Table 1 row is evaluated with the vision judge, and each of the paper's five columns says what it
+    gave: mean ± std over the 3 repeats (MME: over its subsets) with how many samples had boxes to compare,
+    or that no sample had a drawable box (a stand-in's 40 tokens often hold none on these prompts)."""
     rows = md_rows((rehearsal["report"] / "consistency.md").read_text())
-    assert len(rows) == 9  # every Table 1 row but the one judged by the fake server (no consistency asked)
+    ours = {(r["model"], r["method"]) for r in md_rows((rehearsal["report"] / "table1.md").read_text())
+            if r["row"] == "ours" and r["model"] in ("Qwen2.5-VL-3B", "InternVL3-2B")}
+    assert len(rows) == len(PAPER_TABLE1) and {(r["model"], r["method"]) for r in rows} == ours
+    numbers = 0
     for row in rows:
-        assert [row[k] for k in ("VSR", "TallyQA", "GQA", "MME", "MathVista")] == ["unavailable"] * 5, row
-        assert row["method"] and row["trained with"]
+        for column in ("VSR", "TallyQA", "GQA", "MME", "MathVista"):
+            cell = row[column]
+            if cell != NO_BOX:
+                assert NUMBER_CELL.match(cell) and " ± " in cell and "n=" in cell, (row["method"], column, cell)
+                numbers += 1
+        assert row["vision judge"].startswith("openai") and row["trained with"], row
+    assert numbers >= 3, "the vision judge's scores reach the table"
+    # each single-dataset number is one an evaluation wrote (metrics.json's <dataset>.consistency)
+    written = set()
+    for path in rehearsal["evals"].rglob("metrics.json"):
+        for name, entry in json.loads(path.read_text()).items():
+            value = entry.get("consistency") if isinstance(entry, dict) else None
+            if isinstance(value, dict) and value.get("mean") is not None:
+                assert len(value["repeats"]) == 3, (path, name)
+                written.add(f"{value['mean']:.3f} ± {value['std']:.3f} (3 repeats, n={value['n']})")
+    for row in rows:
+        for column in ("VSR", "TallyQA", "GQA", "MathVista"):
+            assert row[column] == NO_BOX or row[column] in written, (row["method"], column, row[column])
 
 
 def test_the_judge_key_path_reached_the_server_and_timings(rehearsal):

@@ -68,3 +68,13 @@ def test_rules_judge_shows_unavailable_and_no_consistency_means_no_table(tmp_pat
     assert cells[7] == "unavailable: judge=rules"
     plain = evaluate_rows(tmp_path / "plain", benchmark_rows()[:3])
     assert write_report([plain], None)["consistency"] == ""
+
+
+def test_a_judged_dataset_without_boxes_says_so_not_a_dash():
+    """Evaluated with the vision judge, no eligible sample (aggregate_consistency's n = 0): the cell says why."""
+    from grit_exp.evaluation.consistency import aggregate_consistency
+    from grit_exp.reporting.consistency_table import NO_BOX, cell, consistency_values
+
+    records = [{"consistency": {"eligible": False, "reason": "no drawable predicted box", "trials": []}}] * 2
+    values = consistency_values({"vsr": {"consistency": aggregate_consistency(records, 3)}})
+    assert cell(values["vsr"]) == NO_BOX and cell(values["gqa"]) == ""

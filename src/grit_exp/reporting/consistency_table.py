@@ -27,6 +27,7 @@ from grit_exp.reporting.paper import COLUMNS, method_title, model_title
 
 BENCHMARKS = ("vsr", "tallyqa", "gqa", "mme", "mathvista")  # the paper's order of Table 1 columns used
 UNAVAILABLE = "unavailable"
+NO_BOX = "no drawable box (n=0)"  # judged, but no sample had a box to draw: nothing to compare
 
 
 @dataclass
@@ -92,7 +93,7 @@ def cell(value: Consistency | str | None) -> str:
     if isinstance(value, str):
         return value
     if value.mean is None:
-        return "–"
+        return NO_BOX if value.n == 0 else "–"
     text = f"{value.mean:.3f}" + (f" ± {value.std:.3f}" if value.std is not None else "")
     details = [f"{value.repeats} repeats"] if value.repeats is not None else []
     details += [f"n={value.n}"] if value.n is not None else []
@@ -118,7 +119,8 @@ def render_consistency_markdown(results: Sequence[RunResult]) -> str:
         "trials in which the vision judge picked the image carrying the model's boxes over one with as many random "
         "boxes (0.5 = chance); mean ± sample std over the repeats (the paper: 3), n = eligible samples.",
         "MME: per repeat the unweighted mean of its subsets, then mean ± std over the repeats.",
-        "unavailable: evaluated with judge=rules (no vision judge). Blank: not evaluated with eval.consistency=true.",
+        "unavailable: evaluated with judge=rules (no vision judge). Blank: not evaluated with eval.consistency=true. "
+        f"{NO_BOX}: evaluated with the vision judge, but no answer had a box inside the image to draw.",
     ]
     return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *lines, "",
                       *(f"{i}. {n}" for i, n in enumerate(notes, start=1))]) + "\n"
