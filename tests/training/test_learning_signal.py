@@ -17,6 +17,7 @@ from grit_exp.judge import build_judge
 from grit_exp.models import build_adapter
 from grit_exp.rewards import REWARD_TERMS, TERM_OPTIONS, reward_term
 from grit_exp.rollout.hf import HFRollout
+from grit_exp.training.optimizer import build_optimizer
 from grit_exp.training.run import build_scheduler, run_training
 from tests.helpers.configs import compose_config
 
@@ -58,7 +59,7 @@ def test_a_reward_for_even_token_ids_raises_their_probability(even_ids_term, gri
     rows, _ = load_dataset_splits(cfg.dataset, cfg.seed)
     adapter = build_adapter(cfg.model)
     policy = adapter.load_model("cpu")
-    optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.trainer.learning_rate)
+    optimizer = build_optimizer(policy.parameters(), cfg.trainer.learning_rate, cfg.trainer.weight_decay)
     scheduler = build_scheduler(optimizer, cfg.trainer)
     engine = TrainingEngine(cfg.cluster, cfg.trainer, accumulation_steps=2, micro_batch_size=16)
     policy, optimizer = engine.prepare(policy, optimizer)
