@@ -17,7 +17,8 @@ change of that session's #18 work reverted (ef39b38: log-probs always in two for
 scenarios were identical, weights included. The reference then moved past the deliberate changes of #17
 (answers without <answer> score 0 unless the prompt asks for the whole response: fewer judge calls) and
 #18 (two forward passes, chunked log-probs, fp32 warm start), to a27a542; then past the fused AdamW of
-#18 (last-bit differences from the first optimizer step on), to the commit named below.
+#18 (last-bit differences from the first optimizer step on), to e7161cc; then past the demo's new
+training values of #19 (T 0.7, cosine lr: the default config's scenarios use them), to the commit named below.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-REFERENCE_COMMIT = "e7161cc1059592d2fea24646aeef5d10ee6acda1"  # fused AdamW (#18, 2026-12-08); see the docstring
+REFERENCE_COMMIT = "aba988d55161dc12a596c099ef24e54a9c9180bb"  # the demo's T 0.7 / cosine / 100 steps (#19, 2026-12-08); see the docstring
 
 pytestmark = pytest.mark.slow
 
