@@ -86,8 +86,8 @@ def memorising_checkpoint(tmp_path_factory, grit_cache, tiny_model_paths) -> tup
     run = tmp_path_factory.mktemp("sft_run")
     env = {**os.environ, "GRIT_EXP_CACHE": str(grit_cache)}
     cmd = [sys.executable, "-m", "grit_exp.train", "algorithm=sft", "dataset.synthetic.num_train=2",
-           "dataset.synthetic.num_val=2", "trainer.max_steps=50", "trainer.prompts_per_step=4", "trainer.micro_batch_size=4",
-           "trainer.learning_rate=3e-3", "trainer.eval_every=1000", "trainer.save_every=50", "trainer.eval_on_start=false",
+           "dataset.synthetic.num_val=2", "trainer.max_steps=80", "trainer.prompts_per_step=4", "trainer.micro_batch_size=4",
+           "trainer.learning_rate=3e-3", "trainer.eval_every=1000", "trainer.save_every=80", "trainer.eval_on_start=false",
            # the mixed questions (the CPU demo's data asks for red squares, which 2 rows may not have)
            "dataset.synthetic.kind_weights=[0.6,0.2,0.2]", "dataset.synthetic.count_targets=9",
            f"hydra.run.dir={run}"]
@@ -98,7 +98,7 @@ def memorising_checkpoint(tmp_path_factory, grit_cache, tiny_model_paths) -> tup
     row = max(rows, key=lambda r: len(r["bboxs"]))
     assert row["bboxs"], "the generated rows have no gold boxes"
     row["image"] = str(data / "images" / row["image"])
-    return run / "checkpoints" / "step_50" / "model", row
+    return run / "checkpoints" / "step_80" / "model", row
 
 
 @pytest.mark.slow
