@@ -18,11 +18,13 @@ models standing in for the real ones:
 5. ``python -m grit_exp.report <dirs> --out DIR``.
 
 What stands in for what, and what is cut (each a command-line override, nothing else changes):
-model=tiny_qwen2_5_vl / tiny_internvl with model.path=<stand-in> for Qwen2.5-VL-3B / InternVL3-2B; one CPU process with cluster=local
+model=tiny_qwen2_5_vl / tiny_internvl with model.path=<stand-in> for Qwen2.5-VL-3B / InternVL3-2B;
+one CPU process with cluster=local
 for ``torchrun --nproc_per_node 8`` with cluster=node8 (the training runs go through torchrun with one
 process; ZeRO-2 over several processes is tested in tests/training/); fp32 and sdpa for bf16 and
 flash-attention-2; 2 optimizer steps of 2 prompts x G = 4 (GRPO) or 4 rows (SFT) instead of 150 / 25;
-8 new tokens in training and 40 in evaluation (room for a box and some) instead of 1000; 2 rows per eval file (MME: 4, one per subset) instead of 240 to ~2150; the
+8 new tokens in training and 40 in evaluation (room for a box and some) instead of 1000; 2 rows per eval
+file (MME: 4, one per subset) instead of 240 to ~2150; the
 data-scaling budgets 4 / 8 / 16 rows instead of 20 / 500 / 7000 (pools of 10 + 10 rows, ``--num-rows 10``
 of 12 + 12 annotations, instead of 3500 + 3500).
 Judge: every Table 1 evaluation keeps its experiment's ``judge=openai`` (GPT-4o) and
