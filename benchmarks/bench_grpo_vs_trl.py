@@ -230,8 +230,9 @@ def worker(side: str, steps: int, out: Path) -> None:
                                "wall_s": time.perf_counter() - started, "threads": torch.get_num_threads()}))
 
 
-def abba(rounds: int, before: bool = False) -> list[str]:
-    sides = ["grit", "trl", BEFORE] if before else ["grit", "trl"]
+def abba(rounds: int, before: bool = False, sides: tuple[str, ...] = SIDES) -> list[str]:
+    """Fresh-process order of the sides: A B, then B A, ... (`before`: grit-exp's other tree as a third side)."""
+    sides = (*sides, BEFORE) if before else sides
     order: list[str] = []
     for r in range(rounds):
         order += sides if r % 2 == 0 else sides[::-1]

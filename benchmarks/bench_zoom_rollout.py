@@ -51,7 +51,6 @@ import json
 import logging
 import os
 import random
-import resource
 import statistics
 import subprocess
 import sys
@@ -61,6 +60,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_grpo_vs_trl import abba, peak_rss_mb  # noqa: E402
 
 log = logging.getLogger("bench")
 RESULTS = Path(__file__).parent / "results"
@@ -277,7 +279,7 @@ def rss_mb() -> tuple[float, float]:
     """(current RSS, peak RSS) of this process in MB."""
     with open("/proc/self/statm") as f:
         current = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    return current, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return current, peak_rss_mb()
 
 
 def summary_of(result: dict) -> dict:
@@ -326,7 +328,7 @@ def summarize(runs: list[dict]) -> dict[str, Any]:
 
 def run_plan(args: argparse.Namespace, calls: str, tmp: Path, load: list[float]) -> dict[str, Any] | None:
     """Both sides on the `calls` plan, each in its own processes (A B B A ...); None if a worker failed."""
-    order = [side for r in range(args.rounds) for side in (SIDES if r % 2 == 0 else SIDES[::-1])]
+    order = abba(args.rounds, sides=SIDES)
     env = {**os.environ, "BENCH_THREADS": os.environ.get("BENCH_THREADS", "1")}
     runs = []
     for index, side in enumerate(order):
